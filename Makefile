@@ -1,0 +1,32 @@
+# One command each: `make demo` installs and runs the demo federation; `make test` installs and runs the tests.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+export FLWR_TELEMETRY_ENABLED := 0
+export FLWR_DISABLE_UPDATE_CHECK := 1
+export RAY_USAGE_STATS_ENABLED := 0
+
+.PHONY: install demo smoke test test-fast deploy-test clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -c "import torch, torchvision, faiss, flwr, hydra; print('installed: torch', torch.__version__, 'faiss', faiss.__version__, 'flwr', flwr.__version__)"
+	touch $@
+
+demo: install
+	$(VENV)/bin/fedureid simulate experiment=demo run_dir=runs/demo
+
+smoke: install
+	$(VENV)/bin/fedureid simulate experiment=smoke run_dir=runs/smoke
+
+test: install
+	$(PY) -m pytest -q
+
+test-fast: install
+	$(PY) -m pytest -q -m "not slow and not deploy"
+
+clean:
+	rm -rf runs .pytest_cache

@@ -1,0 +1,71 @@
+"""Small frozen dataclasses that core code receives (never a whole config tree).
+
+`reid_core.settings` builds them from the Hydra-composed `conf/` tree; each core
+function takes only the dataclass it needs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Backbone + embedding head."""
+
+    arch: str = "resnet50"  # resnet50 | resnet18 | mobilenet_v2 | tiny
+    embed_dim: int = 2048  # 0 = no embedding head (memory works on pooled features)
+    dropout: float = 0.5
+    weights: str | None = None  # local ImageNet weights file, "torchvision" (cache), or None
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+
+
+@dataclass(frozen=True)
+class ImageConfig:
+    """Input size and loaders."""
+
+    height: int = 256
+    width: int = 128
+    batch_size: int = 16
+    eval_batch_size: int = 64
+    num_workers: int = 0
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Local SGD schedule (paper defaults)."""
+
+    first_round_epochs: int = 20  # round 1: every image its own cluster
+    first_round_lr: float = 0.1
+    epochs: int = 2  # later rounds: max local epochs (PE may stop earlier)
+    lr: float = 0.01
+    backbone_lr_mult: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    nesterov: bool = True
+    temperature: float = 0.1
+    memory_init: str = "mean"  # mean (cluster means of current features) | zeros (paper)
+    progress: bool = True
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class EarlyStopConfig:
+    """Personalized Epoch: when local training stops."""
+
+    rule: str = "none"  # none (fixed epochs) | precision (official) | plateau
+    precision_threshold: float = 0.95
+    patience: int = 1
+    min_delta: float = 0.01  # relative loss improvement counted as progress
+    min_epochs: int = 1
+
+
+@dataclass(frozen=True)
+class ClusterConfig:
+    """BUC merging and Personalized Clustering."""
+
+    lam: float = 0.003
+    mode: str = "fixed"  # fixed (merge_percent of N per round) | personalized (profiler)
+    merge_percent: float = 0.05
+    num_identities: int | None = None  # known #identities of this client, if the operator knows
+    feature: str = "pool"  # features used to cluster: pool | embed

@@ -1,0 +1,233 @@
+"""Synthetic federation: one Market-1501-layout folder of drawn pedestrians per client.
+
+`generate_federation` writes `<out>/<client>/{bounding_box_train,query,bounding_box_test}`
+plus `<out>/federation.json` (the ground truth, for tests and estimators only: training
+code must not read pids from it). Same seed and spec -> byte-identical files.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import zlib
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from reid_core.data.market import SPLIT_FOLDERS
+from reid_core.data.synth_render import DOMAINS, random_camera, random_person, render_image
+
+logger = logging.getLogger(__name__)
+
+GENERATOR_VERSION = 1
+FEDERATION_FILE = "federation.json"
+
+
+@dataclass(frozen=True)
+class SynthDifficulty:
+    """Knobs that make re-identification harder (all 0 = trivially easy)."""
+
+    camera_strength: float = 1.0  # scales illumination, colour cast, blur, resolution, shift
+    noise: float = 4.0  # sensor noise std on a 0-255 scale (per camera 0.5x..1.5x)
+    colour_jitter: float = 12.0  # per-identity spread around the shared clothes palette
+    pose_jitter: float = 1.0  # per-image position/scale jitter
+    occlusion_prob: float = 0.15
+    view_change_prob: float = 0.2  # chance an image shows another view than its camera's
+
+
+@dataclass(frozen=True)
+class ClientSpec:
+    """One client's synthetic dataset."""
+
+    name: str
+    num_identities: int  # training identities
+    num_cameras: int
+    images_per_id_per_camera: int
+    num_test_identities: int = 20
+    cameras_per_id: int | None = None  # None: every identity is seen by every camera
+    query_per_id: int = 1
+    gallery_per_id_per_camera: int = 2
+    num_distractors: int = 5  # pid-0 gallery images of people seen nowhere else
+    domain: str = "indoor"  # background palette and light level: see synth_render.DOMAINS
+    height: int = 64
+    width: int = 32
+    difficulty: SynthDifficulty = field(default_factory=SynthDifficulty)
+
+    def __post_init__(self) -> None:
+        checks = {
+            "num_identities >= 1": self.num_identities >= 1,
+            "num_cameras >= 2": self.num_cameras >= 2,
+            "images_per_id_per_camera >= 1": self.images_per_id_per_camera >= 1,
+            "num_test_identities >= 1": self.num_test_identities >= 1,
+            "2 <= cameras_per_id <= num_cameras": self.cameras_per_id is None
+            or 2 <= self.cameras_per_id <= self.num_cameras,
+            "query_per_id >= 1 and gallery_per_id_per_camera >= 1":
+                self.query_per_id >= 1 and self.gallery_per_id_per_camera >= 1,
+            "num_distractors >= 0": self.num_distractors >= 0,
+            "height, width >= 8": self.height >= 8 and self.width >= 8,
+            f"domain in {sorted(DOMAINS)}": self.domain in DOMAINS,
+            "name is a plain folder name": bool(self.name) and os.sep not in self.name
+            and self.name not in (".", ".."),
+        }
+        failed = [rule for rule, ok in checks.items() if not ok]
+        if failed:
+            raise ValueError(f"invalid ClientSpec {self.name!r}: need {'; '.join(failed)}")
+
+
+def smoke_clients() -> tuple[ClientSpec, ...]:
+    """Three small clients for tests (about 250 images in all)."""
+    return (
+        ClientSpec("edge_a", 12, 3, 2, num_test_identities=8, domain="indoor"),
+        ClientSpec("edge_b", 10, 2, 3, num_test_identities=8, domain="outdoor"),
+        ClientSpec("edge_c", 8, 2, 2, num_test_identities=6, domain="night", num_distractors=3),
+    )
+
+
+def default_clients() -> tuple[ClientSpec, ...]:
+    """Five heterogeneous clients (60 to 300 train images, 2 to 5 cameras, ~1000 train images)."""
+    return (
+        ClientSpec("campus", 30, 5, 2, cameras_per_id=5, num_test_identities=30, domain="outdoor"),
+        ClientSpec("mall", 40, 4, 2, cameras_per_id=3, num_test_identities=30, domain="indoor"),
+        ClientSpec("station", 25, 3, 3, cameras_per_id=3, num_test_identities=25, domain="station"),
+        ClientSpec("airport", 40, 2, 2, num_test_identities=25, domain="office"),
+        ClientSpec("office", 15, 2, 2, num_test_identities=15, domain="night", num_distractors=3),
+    )
+
+
+PRESETS = {"smoke": smoke_clients, "demo": default_clients, "default": default_clients}
+
+
+def preset_clients(preset: str) -> tuple[ClientSpec, ...]:
+    """Return a named preset's client specs; unknown name -> ValueError listing the presets."""
+    if preset not in PRESETS:
+        raise ValueError(f"unknown synth preset {preset!r}; valid presets: {', '.join(PRESETS)}")
+    return PRESETS[preset]()
+
+
+def with_difficulty(spec: tuple[ClientSpec, ...], **knobs: float) -> tuple[ClientSpec, ...]:
+    """Return `spec` with the given `SynthDifficulty` fields changed on every client."""
+    return tuple(replace(c, difficulty=replace(c.difficulty, **knobs)) for c in spec)
+
+
+def _as_spec(spec: Any) -> tuple[ClientSpec, ...]:
+    if spec is None:
+        return default_clients()
+    if isinstance(spec, str):
+        return preset_clients(spec)
+    clients = []
+    for item in spec:
+        if isinstance(item, ClientSpec):
+            clients.append(item)
+        elif isinstance(item, dict):
+            item = dict(item)
+            if isinstance(item.get("difficulty"), dict):
+                item["difficulty"] = SynthDifficulty(**item["difficulty"])
+            clients.append(ClientSpec(**item))
+        else:
+            raise ValueError(f"spec items must be ClientSpec or dict, got {type(item).__name__}")
+    names = [c.name for c in clients]
+    if not clients or len(set(names)) != len(names):
+        raise ValueError(f"spec needs at least one client and unique names, got {names}")
+    return tuple(clients)
+
+
+def _file_name(pid: int, camid: int, frame: int) -> str:
+    return f"{pid:04d}_c{camid + 1}s1_{frame:06d}_00.png"
+
+
+def _generate_client(out_dir: str, client: ClientSpec, seed: int) -> dict[str, Any]:
+    # Seed from (seed, name) so adding a client does not change the others.
+    rng = np.random.default_rng(np.random.SeedSequence([seed, zlib.crc32(client.name.encode())]))
+    diff = client.difficulty
+    cams = [random_camera(rng, client.domain, diff.camera_strength, diff.noise)
+            for _ in range(client.num_cameras)]
+    per_id = client.cameras_per_id or client.num_cameras
+    n_train, n_test = client.num_identities, client.num_test_identities
+    looks = [random_person(rng, diff.colour_jitter) for _ in range(n_train + n_test)]
+    # (split, pid, camid, look index); train pids 1..n_train, test pids after them.
+    plan: list[tuple[str, int, int, int]] = []
+    for i in range(n_train):
+        for cam in sorted(rng.choice(client.num_cameras, per_id, replace=False)):
+            plan += [("train", i + 1, int(cam), i)] * client.images_per_id_per_camera
+    for j in range(n_test):
+        pid, look = n_train + j + 1, n_train + j
+        seen = [int(c) for c in rng.choice(client.num_cameras, per_id, replace=False)]
+        plan += [("query", pid, seen[0], look)] * client.query_per_id
+        for cam in sorted(seen[1:]):  # every query has its match in another camera
+            plan += [("gallery", pid, cam, look)] * client.gallery_per_id_per_camera
+    for _ in range(client.num_distractors):
+        looks.append(random_person(rng, diff.colour_jitter))
+        plan.append(("gallery", 0, int(rng.integers(client.num_cameras)), len(looks) - 1))
+
+    counts = {split: 0 for split in SPLIT_FOLDERS}
+    for split, folder in SPLIT_FOLDERS.items():
+        os.makedirs(os.path.join(out_dir, client.name, folder))
+    for frame, (split, pid, cam, look) in enumerate(plan):
+        pixels = render_image(rng, looks[look], cams[cam], client.height, client.width,
+                              diff.pose_jitter, diff.occlusion_prob, diff.view_change_prob)
+        path = os.path.join(out_dir, client.name, SPLIT_FOLDERS[split], _file_name(pid, cam, frame))
+        Image.fromarray(pixels).save(path, format="PNG", compress_level=1)
+        counts[split] += 1
+    return {
+        "name": client.name,
+        "num_cameras": client.num_cameras,
+        "num_train_ids": n_train,
+        "num_train_images": counts["train"],
+        "num_test_ids": n_test,
+        "num_query_images": counts["query"],
+        "num_gallery_images": counts["gallery"],
+        "num_distractors": client.num_distractors,
+        "spec": asdict(client),
+    }
+
+
+def generate_federation(out_dir: str | os.PathLike[str], seed: int = 0, spec: Any = None,
+                        overwrite: bool = False) -> dict[str, Any]:
+    """Write a synthetic federation in Market-1501 layout, one folder per client.
+
+    Parameters
+    ----------
+    out_dir : path
+        Output folder; `<out_dir>/<client>/` must not exist unless `overwrite`.
+    seed : int
+        Same seed and spec give byte-identical files.
+    spec : None, preset name, or sequence of ClientSpec / dict
+        None = `default_clients()`.
+    overwrite : bool
+        Delete the listed clients' existing folders first.
+
+    Returns
+    -------
+    dict
+        The content of `<out_dir>/federation.json`: seed, image size and per-client
+        #ids, #images, #cameras (ground truth; not for training code).
+    """
+    clients = _as_spec(spec)
+    out_dir = os.fspath(out_dir)
+    os.makedirs(out_dir, exist_ok=True)
+    for client in clients:
+        target = os.path.join(out_dir, client.name)
+        if os.path.exists(target):
+            if not overwrite:
+                raise FileExistsError(f"client folder already exists: {target!r} (pass overwrite=True)")
+            shutil.rmtree(target)
+    summary = {
+        "generator_version": GENERATOR_VERSION,
+        "seed": int(seed),
+        "layout": "market1501",
+        "clients": [_generate_client(out_dir, c, int(seed)) for c in clients],
+    }
+    with open(os.path.join(out_dir, FEDERATION_FILE), "w", encoding="utf-8") as f:
+        json.dump(summary, f, indent=2, sort_keys=True)
+        f.write("\n")
+    logger.info("wrote %d synthetic clients to %s", len(clients), out_dir)
+    return summary
+
+
+def synth_main(out: str, seed: int, preset: str = "demo", overwrite: bool = False) -> dict[str, Any]:
+    """CLI entry: generate preset `preset` ('smoke' | 'demo' | 'default') under `out`."""
+    return generate_federation(out, seed=seed, spec=preset_clients(preset), overwrite=overwrite)

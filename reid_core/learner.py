@@ -1,0 +1,201 @@
+"""One edge's unsupervised learner: BUC + PC + PE on its own unlabeled images.
+
+Used by the ClientApp (one round per message) and by standalone training. Its
+state (pseudo-labels, memory, profiler, last local model) stays on the edge, in
+`state_dir`, so a restarted node resumes its clustering.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+
+from .arrays import load_arrays, model_arrays
+from .clustering import buc_merge
+from .config import ClusterConfig, EarlyStopConfig, ImageConfig, ModelConfig, TrainConfig
+from .data import read_market_layout, scan_images, unlabeled_paths
+from .device import resolve_device
+from .evaluation import evaluate_model, extract_features
+from .losses import ExemplarMemory
+from .models import ReIDNet, build_model
+from .profiler import Profiler
+from .trainer import train_epochs
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LearnerConfig:
+    """The small configs one edge needs."""
+
+    model: ModelConfig
+    image: ImageConfig
+    train: TrainConfig
+    early_stop: EarlyStopConfig
+    cluster: ClusterConfig
+    total_rounds: int
+
+
+class NoUsableData(ValueError):
+    """The edge has no readable training images."""
+
+
+class EdgeLearner:
+    """Pseudo-label learner of one client; `train_round` is one federated round."""
+
+    STATE_FILE = "learner_state.npz"
+    LOCAL_MODEL_FILE = "local_model.npz"
+
+    def __init__(self, name: str, data_dir: str, cfg: LearnerConfig, state_dir: str) -> None:
+        self.name, self.cfg = name, cfg
+        self.state_dir = Path(state_dir)
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.device = resolve_device(cfg.model.device)
+        self.dataset = read_market_layout(data_dir)
+        scan = scan_images(unlabeled_paths(self.dataset.train))
+        self.paths = list(scan.good)
+        self.skipped = dict(scan.bad)
+        if self.skipped:
+            log.warning("%s: skipped %d unusable training image(s), e.g. %s",
+                        name, len(self.skipped), next(iter(self.skipped.items())))
+        if not self.paths:
+            raise NoUsableData(f"client '{name}': no usable training images in {data_dir} "
+                               f"({len(self.skipped)} unreadable)")
+        self.data_key = hashlib.sha1("\n".join(self.paths).encode()).hexdigest()
+        self.round = 0
+        self.labels = np.arange(len(self.paths), dtype=np.int64)
+        self.memory: np.ndarray | None = None
+        self.profiler = Profiler(cfg.cluster, total_merge_steps=max(cfg.total_rounds - 1, 1))
+        self._load_state()
+
+    # ---- persistence ------------------------------------------------------------
+    def _load_state(self) -> None:
+        path = self.state_dir / self.STATE_FILE
+        if not path.exists():
+            return
+        with np.load(path, allow_pickle=False) as z:
+            meta = json.loads(str(z["meta"]))
+            if meta["data_key"] != self.data_key:
+                log.warning("%s: training images changed since the saved state; clustering restarts", self.name)
+                return
+            self.round = int(meta["round"])
+            self.labels = z["labels"].astype(np.int64)
+            self.memory = z["memory"] if z["memory"].size else None
+            self.profiler.load_state_dict(meta.get("profiler", {}))
+        log.info("%s: resumed clustering after round %d (%d clusters)", self.name, self.round, self.num_clusters)
+
+    def save_state(self) -> None:
+        """Atomic write of labels, memory and profiler state (never leaves the edge)."""
+        meta = {"round": self.round, "data_key": self.data_key, "profiler": self.profiler.state_dict()}
+        tmp = self.state_dir / (self.STATE_FILE + ".tmp.npz")
+        np.savez(tmp, labels=self.labels, memory=self.memory if self.memory is not None else np.zeros(0),
+                 meta=np.array(json.dumps(meta)))
+        os.replace(tmp, self.state_dir / self.STATE_FILE)
+
+    def local_model(self) -> dict[str, np.ndarray] | None:
+        """The model this edge trained last (for edge-side Personalized Update)."""
+        path = self.state_dir / self.LOCAL_MODEL_FILE
+        if not path.exists():
+            return None
+        with np.load(path, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+
+    def _save_local_model(self, arrays: Mapping[str, np.ndarray]) -> None:
+        tmp = self.state_dir / (self.LOCAL_MODEL_FILE + ".tmp.npz")
+        np.savez(tmp, **arrays)
+        os.replace(tmp, self.state_dir / self.LOCAL_MODEL_FILE)
+
+    @property
+    def num_clusters(self) -> int:
+        return int(self.labels.max()) + 1
+
+    # ---- one round ----------------------------------------------------------------
+    def build(self, arrays: Mapping[str, np.ndarray] | None) -> ReIDNet:
+        """A model holding `arrays` (or freshly initialised when None)."""
+        torch.manual_seed(self.cfg.train.seed)
+        model = build_model(self.cfg.model)
+        if arrays is not None:
+            load_arrays(model, arrays)
+        return model.to(self.device)
+
+    def _features(self, model: ReIDNet, which: str) -> np.ndarray:
+        return extract_features(model, self.paths, self.cfg.image.height, self.cfg.image.width,
+                                self.cfg.image.eval_batch_size, self.device, which=which)
+
+    def train_round(self, arrays: Mapping[str, np.ndarray] | None, server_round: int,
+                    total_rounds: int | None = None) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """Train on current pseudo-labels, then merge clusters; return model + scalar metrics."""
+        total = total_rounds or self.cfg.total_rounds
+        t0 = time.time()
+        model = self.build(arrays)
+        tc = self.cfg.train
+        first = self.round == 0
+        memory = ExemplarMemory(self.num_clusters, model.embed_dim_out, tc.temperature)
+        if tc.memory_init == "mean":
+            memory.init_from_features(self._features(model, "embed"), self.labels)
+        stop_cfg = self.cfg.early_stop
+        if first:  # the paper's PE applies after the instance-level first stage
+            stop_cfg = EarlyStopConfig(rule="none")
+        result = train_epochs(
+            model, self.paths, self.labels, memory,
+            lr=tc.first_round_lr if first else tc.lr,
+            max_epochs=tc.first_round_epochs if first else tc.epochs,
+            train_cfg=tc, image_cfg=self.cfg.image, stop_cfg=stop_cfg, device=self.device,
+            seed=tc.seed * 1000 + server_round, desc=f"{self.name} r{server_round}",
+        )
+        t_train = time.time() - t0
+        merged = 0
+        clusters_trained = self.num_clusters
+        if server_round < total:  # no merge after the last round's training
+            t1 = time.time()
+            feats = self._features(model, self.cfg.cluster.feature)
+            merged = self.profiler.num_merge(server_round - 1, self.num_clusters, features=feats,
+                                             camids=self._camids())
+            merged = min(merged, self.num_clusters - 1)
+            if merged > 0:
+                self.labels = buc_merge(feats, self.labels, merged, self.cfg.cluster.lam).astype(np.int64)
+            t_cluster = time.time() - t1
+        else:
+            t_cluster = 0.0
+        self.memory = memory.to_numpy()
+        self.round = server_round
+        out = model_arrays(model)
+        self._save_local_model(out)
+        self.save_state()
+        metrics = {
+            "num-examples": len(self.paths),
+            "train-loss": float(result.loss),
+            "precision": float(result.precision),
+            "epochs": int(result.epochs),
+            "stopped-early": int(result.stopped_early),
+            "clusters-trained": clusters_trained,
+            "clusters": self.num_clusters,
+            "merged": int(merged),
+            "skipped-images": len(self.skipped),
+            "time-train": round(t_train, 3),
+            "time-cluster": round(t_cluster, 3),
+            "time-compute": round(time.time() - t0, 3),
+        }
+        log.info("%s round %d: %s", self.name, server_round, metrics)
+        return out, metrics
+
+    def _camids(self) -> np.ndarray:
+        by_path = {s.path: s.camid for s in self.dataset.train}
+        return np.array([by_path[p] for p in self.paths], dtype=np.int64)
+
+    def evaluate(self, arrays: Mapping[str, np.ndarray] | None) -> dict[str, Any]:
+        """rank-1/5/10 and mAP (percent) of `arrays` on this edge's query/gallery."""
+        t0 = time.time()
+        model = self.build(arrays)
+        res = evaluate_model(model, self.dataset.query, self.dataset.gallery, self.cfg.image, self.device)
+        return {**{k: float(res[k]) for k in ("rank1", "rank5", "rank10", "mAP")},
+                "num-examples": len(self.dataset.query), "time-eval": round(time.time() - t0, 3)}

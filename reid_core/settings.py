@@ -1,0 +1,222 @@
+"""The one config boundary: Hydra compose of `conf/` -> validated small dataclasses.
+
+Sources, in order: `conf/config.yaml` + the chosen experiment, then Hydra-style
+`key=value` overrides (from the CLI or Flower's run_config `overrides`), then the
+node's own facts (data dir, client name) which the ClientApp adds.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from .config import (
+    ClusterConfig,
+    EarlyStopConfig,
+    ImageConfig,
+    ModelConfig,
+    TrainConfig,
+)
+
+CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+ALGORITHMS = ("baseline", "pc", "pe", "pc_pe", "pu", "fedureid")
+EXPERIMENTS = ("smoke", "demo", "real_cpu", "paper")
+ARCHS = ("resnet50", "resnet18", "mobilenet_v2", "tiny")
+
+
+class ConfigError(ValueError):
+    """A configuration value is invalid; the message names the key."""
+
+
+@dataclass(frozen=True)
+class FederationConfig:
+    """Cloud-side settings."""
+
+    mu: float = 0.0
+    pu_where: str = "cloud"  # cloud | edge
+    min_clients: int = 2
+    timeout: float = 3600.0
+    client_cpus: float = 1.0
+    client_gpus: float = 0.0
+    checkpoint: bool = True
+    resume: bool = True
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything one experiment needs, split into the dataclasses core code takes."""
+
+    experiment: str
+    algorithm: str
+    rounds: int
+    seed: int
+    run_dir: str
+    data_root: str
+    clients: tuple[str, ...]
+    synth_preset: str | None
+    synth_seed: int
+    num_identities: Mapping[str, int]
+    model: ModelConfig
+    image: ImageConfig
+    train: TrainConfig
+    early_stop: EarlyStopConfig
+    cluster: ClusterConfig
+    federation: FederationConfig
+    overrides: tuple[str, ...] = field(default=())
+
+    def client_dir(self, name: str) -> str:
+        """Data folder of one simulated client."""
+        return os.path.join(self.data_root, name)
+
+    def cluster_for(self, client: str) -> ClusterConfig:
+        """ClusterConfig with the operator-known #identities of this client, if any."""
+        n = self.num_identities.get(client)
+        if n is None:
+            return self.cluster
+        return ClusterConfig(**{**self.cluster.__dict__, "num_identities": int(n)})
+
+
+def parse_overrides(text: str | Sequence[str] | None) -> list[str]:
+    """Split a space-separated override string (quotes respected) into a list."""
+    if text is None:
+        return []
+    if isinstance(text, str):
+        return shlex.split(text)
+    return [str(t) for t in text]
+
+
+def compose(overrides: Sequence[str] = (), conf_dir: Path = CONF_DIR) -> Any:
+    """Compose `conf/` with Hydra's Compose API (never @hydra.main: Flower owns main)."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    overrides = list(overrides)
+    _check_group_choice(overrides, "experiment", EXPERIMENTS, conf_dir)
+    _check_group_choice(overrides, "algorithm", ALGORITHMS, conf_dir)
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=str(conf_dir), version_base=None):
+            return hydra_compose(config_name="config", overrides=overrides)
+    except (HydraException, OmegaConfBaseException) as err:
+        raise ConfigError(f"invalid configuration override(s) {overrides}: {err}") from err
+    finally:
+        GlobalHydra.instance().clear()
+
+
+def _check_group_choice(
+    overrides: Sequence[str], group: str, known: Sequence[str], conf_dir: Path
+) -> None:
+    for item in overrides:
+        key, _, value = item.partition("=")
+        if key.lstrip("+~") == group and value:
+            available = sorted(p.stem for p in (conf_dir / group).glob("*.yaml"))
+            if value not in available:
+                raise ConfigError(
+                    f"unknown {group} '{value}' (key '{group}'); "
+                    f"choose one of: {', '.join(available)}"
+                )
+
+
+def load_settings(overrides: Sequence[str] = (), base_dir: str | None = None) -> Settings:
+    """Compose and validate; relative paths are resolved against `base_dir` (cwd)."""
+    cfg = compose(overrides)
+    return settings_from_cfg(cfg, tuple(overrides), base_dir)
+
+
+def settings_from_cfg(cfg: Any, overrides: tuple[str, ...] = (), base_dir: str | None = None) -> Settings:
+    """Turn a composed tree into validated dataclasses."""
+    from omegaconf import OmegaConf
+
+    c = OmegaConf.to_container(cfg, resolve=True)
+    base = Path(base_dir or os.getcwd())
+
+    def path(value: str | None) -> str | None:
+        if value in (None, ""):
+            return None
+        p = Path(os.path.expanduser(str(value)))
+        return str(p if p.is_absolute() else (base / p).resolve())
+
+    weights = c["model"].get("weights")
+    if weights not in (None, "", "torchvision"):
+        weights = path(weights)
+    settings = Settings(
+        experiment=str(c.get("experiment_name", "custom")),
+        algorithm=str(c.get("algorithm_name", "")),
+        rounds=c["rounds"],
+        seed=c["seed"],
+        run_dir=path(c["run_dir"]) or "",
+        data_root=path(c["data"]["root"]) or "",
+        clients=tuple(str(x) for x in c["data"]["clients"]),
+        synth_preset=c["data"].get("synth_preset"),
+        synth_seed=int(c["data"].get("synth_seed", 0)),
+        num_identities=dict(c["data"].get("num_identities") or {}),
+        model=_build(ModelConfig, c["model"], "model", {"weights": weights}),
+        image=_build(ImageConfig, c["image"], "image"),
+        train=_build(TrainConfig, c["train"], "train", {"seed": c["seed"]}),
+        early_stop=_build(EarlyStopConfig, c["pe"], "pe"),
+        cluster=_build(ClusterConfig, c["pc"], "pc"),
+        federation=_build(
+            FederationConfig,
+            {**c["federation"], "mu": c["pu"]["mu"], "pu_where": c["pu"]["where"]},
+            "federation",
+        ),
+        overrides=overrides,
+    )
+    validate(settings)
+    return settings
+
+
+def _build(cls: type, values: Mapping[str, Any], prefix: str, extra: Mapping[str, Any] | None = None) -> Any:
+    names = set(cls.__dataclass_fields__)
+    unknown = sorted(set(values) - names)
+    if unknown:
+        raise ConfigError(f"unknown key(s): {', '.join(prefix + '.' + u for u in unknown)}")
+    return cls(**{**values, **(extra or {})})
+
+
+def _require(ok: bool, key: str, message: str) -> None:
+    if not ok:
+        raise ConfigError(f"{key}: {message}")
+
+
+def validate(s: Settings) -> None:
+    """Refuse out-of-range or unknown values before any training, naming the key."""
+    _require(isinstance(s.rounds, int) and s.rounds >= 1, "rounds", f"must be an integer >= 1, got {s.rounds!r}")
+    _require(s.algorithm in ALGORITHMS, "algorithm", f"unknown '{s.algorithm}', choose one of {ALGORITHMS}")
+    fed = s.federation
+    _require(0.0 <= float(fed.mu) <= 1.0, "pu.mu", f"mu must be in [0, 1], got {fed.mu!r}")
+    _require(fed.pu_where in ("cloud", "edge"), "pu.where", f"must be 'cloud' or 'edge', got {fed.pu_where!r}")
+    _require(fed.min_clients >= 1, "federation.min_clients", f"must be >= 1, got {fed.min_clients!r}")
+    _require(fed.timeout > 0, "federation.timeout", "must be > 0")
+    _require(s.model.arch in ARCHS, "model.arch", f"unknown '{s.model.arch}', choose one of {ARCHS}")
+    _require(s.model.embed_dim >= 0, "model.embed_dim", "must be >= 0")
+    _require(0.0 <= s.model.dropout < 1.0, "model.dropout", "must be in [0, 1)")
+    _require(s.image.height >= 16 and s.image.width >= 8, "image.height/width", "image too small (min 16x8)")
+    _require(s.image.batch_size >= 2, "image.batch_size", "must be >= 2")
+    t = s.train
+    _require(t.first_round_epochs >= 1, "train.first_round_epochs", "must be >= 1")
+    _require(t.epochs >= 1, "train.epochs", "must be >= 1")
+    _require(t.lr > 0 and t.first_round_lr > 0, "train.lr", "learning rates must be > 0")
+    _require(t.temperature > 0, "train.temperature", "must be > 0")
+    _require(t.memory_init in ("mean", "zeros"), "train.memory_init", "must be 'mean' or 'zeros'")
+    e = s.early_stop
+    _require(e.rule in ("none", "precision", "plateau"), "pe.rule", f"unknown '{e.rule}', choose none|precision|plateau")
+    _require(0.0 < e.precision_threshold <= 1.0, "pe.precision_threshold", "must be in (0, 1]")
+    c = s.cluster
+    _require(c.mode in ("fixed", "personalized"), "pc.mode", f"unknown '{c.mode}', choose fixed|personalized")
+    _require(0.0 < c.merge_percent < 1.0, "pc.merge_percent", "must be in (0, 1)")
+    _require(c.lam >= 0.0, "pc.lam", "must be >= 0")
+    _require(len(s.clients) >= 1, "data.clients", "needs at least one client")
+    _require(len(set(s.clients)) == len(s.clients), "data.clients", "client names must be unique")
+    for name, n in s.num_identities.items():
+        _require(isinstance(n, int) and n >= 1, f"data.num_identities.{name}", "must be an integer >= 1")
+    if not s.synth_preset:
+        _require(os.path.isdir(s.data_root), "data.root", f"data folder not found: {s.data_root}")
+        for name in s.clients:
+            _require(os.path.isdir(s.client_dir(name)), "data.clients", f"client folder not found: {s.client_dir(name)}")

@@ -1,0 +1,207 @@
+"""Start Flower's own processes (SuperLink, SuperNodes) and submit runs with `flwr run`.
+
+Used by `fedureid simulate` and the deployment tests. Every process started here
+is stopped by the context manager that started it, also on errors.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator, Sequence
+
+APP_DIR = Path(__file__).resolve().parent.parent  # the folder holding pyproject.toml
+
+
+def flower_env(flwr_home: str | os.PathLike) -> dict[str, str]:
+    """Environment for Flower processes: private FLWR_HOME, telemetry and update checks off."""
+    env = dict(os.environ)
+    env.update({
+        "FLWR_HOME": str(flwr_home),
+        "FLWR_TELEMETRY_ENABLED": "0",
+        "FLWR_DISABLE_UPDATE_CHECK": "1",
+        "RAY_USAGE_STATS_ENABLED": "0",
+        "PYTHONUNBUFFERED": "1",
+    })
+    return env
+
+
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _bin(name: str) -> str:
+    """A Flower executable from the running interpreter's environment."""
+    local = Path(sys.executable).parent / name
+    found = str(local) if local.exists() else shutil.which(name)
+    if not found:
+        raise FileNotFoundError(f"'{name}' not found; install flwr (pip install -e .)")
+    return found
+
+
+def wait_for_port(port: int, proc: subprocess.Popen, timeout: float = 60.0, log: Path | None = None) -> None:
+    """Block until something listens on 127.0.0.1:port, or fail with the process log."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            tail = log.read_text()[-3000:] if log and log.exists() else ""
+            raise RuntimeError(f"process exited with code {proc.returncode} before listening on {port}\n{tail}")
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.2)
+    raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout:.0f} s")
+
+
+def stop(proc: subprocess.Popen, grace: float = 10.0) -> None:
+    """SIGTERM the process group, then SIGKILL what is left."""
+    if proc.poll() is not None:
+        return
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=grace)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait(timeout=grace)
+
+
+def spawn(cmd: Sequence[str], env: dict[str, str], log: Path, cwd: str | None = None) -> subprocess.Popen:
+    """Start a process in its own group (so children such as flwr-serverapp stop with it)."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    out = open(log, "ab")
+    return subprocess.Popen(list(cmd), env=env, stdout=out, stderr=subprocess.STDOUT,
+                            cwd=cwd, start_new_session=True)
+
+
+@dataclass
+class SuperLink:
+    """A running flower-superlink and the `flwr` connection name that reaches it."""
+
+    port: int
+    flwr_home: Path
+    proc: subprocess.Popen
+    log: Path
+    connection: str = "local"
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def env(self) -> dict[str, str]:
+        return flower_env(self.flwr_home)
+
+
+def write_connection(flwr_home: Path, name: str, port: int, root_cert: str | None = None) -> None:
+    """$FLWR_HOME/config.toml with one connection (flwr 1.42 keeps them there)."""
+    flwr_home.mkdir(parents=True, exist_ok=True)
+    lines = ["[superlink]", f'default = "{name}"', "", f"[superlink.{name}]", f'address = "127.0.0.1:{port}"']
+    lines.append(f'root-certificates = "{root_cert}"' if root_cert else "insecure = true")
+    (flwr_home / "config.toml").write_text("\n".join(lines) + "\n")
+
+
+@contextmanager
+def superlink(work_dir: str | os.PathLike, *, simulation: bool = False, tls: dict | None = None,
+              node_auth: bool = False, extra_args: Sequence[str] = ()) -> Iterator[SuperLink]:
+    """Run a SuperLink on a free loopback port; offline-safe (no per-run `uv sync`)."""
+    work = Path(work_dir)
+    flwr_home = work / "flwr_home"
+    port = free_port()
+    cmd = [_bin("flower-superlink"), "--host", "127.0.0.1", "--port", str(port),
+           "--disable-runtime-dependency-installation", "--database", str(work / "superlink.db")]
+    if simulation:
+        cmd.append("--simulation")
+    if tls:
+        cmd += ["--ssl-ca-certfile", tls["ca"], "--ssl-certfile", tls["cert"], "--ssl-keyfile", tls["key"]]
+    else:
+        cmd.append("--insecure")
+    if node_auth:
+        cmd.append("--enable-supernode-auth")
+    cmd += list(extra_args)
+    write_connection(flwr_home, "local", port, tls["ca"] if tls else None)
+    log = work / "superlink.log"
+    proc = spawn(cmd, flower_env(flwr_home), log, cwd=str(work))
+    try:
+        wait_for_port(port, proc, log=log)
+        yield SuperLink(port=port, flwr_home=flwr_home, proc=proc, log=log)
+    finally:
+        stop(proc)
+
+
+def flwr(link: SuperLink, *args: str, timeout: float | None = None, check: bool = True) -> subprocess.CompletedProcess:
+    """Run a `flwr` CLI command against `link`."""
+    res = subprocess.run([_bin("flwr"), *args], env=link.env, capture_output=True, text=True, timeout=timeout)
+    if check and res.returncode != 0:
+        raise RuntimeError(f"flwr {' '.join(args)} failed ({res.returncode}):\n{res.stdout}\n{res.stderr}")
+    return res
+
+
+def run_status(link: SuperLink, run_id: int) -> str:
+    """Status of a run as the SuperLink knows it, e.g. 'finished:completed'."""
+    res = flwr(link, "ls", link.connection, "--run-id", str(run_id), "--format", "json")
+    data = json.loads(res.stdout)
+    runs = data.get("runs", [])
+    if not runs:
+        raise RuntimeError(f"run {run_id} unknown to the SuperLink: {res.stdout}")
+    return str(runs[0]["status"])
+
+
+def submit(link: SuperLink, run_config_file: Path, federation_config: str | None = None,
+           stream: bool = True, log: Path | None = None, timeout: float | None = None) -> tuple[int, str]:
+    """`flwr run` the app; wait for the end; return (run_id, final status)."""
+    args = [_bin("flwr"), "run", str(APP_DIR), link.connection, "--run-config", str(run_config_file),
+            "--format", "json"]
+    if federation_config:
+        args += ["--federation-config", federation_config]
+    res = subprocess.run(args, env=link.env, capture_output=True, text=True, timeout=120)
+    if res.returncode != 0:
+        raise RuntimeError(f"flwr run failed ({res.returncode}):\n{res.stdout}\n{res.stderr}")
+    run_id = int(json.loads(res.stdout)["run-id"])
+    deadline = time.time() + (timeout or 10**9)
+    follower = None
+    if stream:  # show the run's logs while it runs
+        follower = subprocess.Popen([_bin("flwr"), "log", str(run_id), link.connection, "--stream"],
+                                    env=link.env, start_new_session=True,
+                                    stdout=open(log, "ab") if log else None, stderr=subprocess.STDOUT)
+    try:
+        while True:
+            status = run_status(link, run_id)
+            if status.startswith("finished"):
+                time.sleep(1.0)  # let the log follower print the tail
+                return run_id, status
+            if time.time() > deadline:
+                flwr(link, "stop", str(run_id), link.connection, check=False)
+                return run_id, f"timeout:{status}"
+            time.sleep(2.0)
+    finally:
+        if follower is not None:
+            stop(follower, grace=3)
+
+
+def write_run_config(path: Path, experiment: str, overrides: Sequence[str], base_dir: str) -> Path:
+    """A TOML file for `flwr run --run-config` (avoids shell quoting of Hydra overrides)."""
+    def q(s: str) -> str:
+        return json.dumps(s)  # a JSON string is a valid TOML basic string
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"experiment = {q(experiment)}\noverrides = {q(' '.join(_quote(o) for o in overrides))}\n"
+                    f"base-dir = {q(base_dir)}\n")
+    return path
+
+
+def _quote(item: str) -> str:
+    import shlex
+
+    return shlex.quote(item)
