@@ -98,8 +98,6 @@ def evaluate_rank(distmat: np.ndarray, q_pids: np.ndarray, g_pids: np.ndarray,
     num_q, num_g = distmat.shape
     q_pids, q_camids = (_as_ids(a, n, num_q) for a, n in ((q_pids, "q_pids"), (q_camids, "q_camids")))
     g_pids, g_camids = (_as_ids(a, n, num_g) for a, n in ((g_pids, "g_pids"), (g_camids, "g_camids")))
-    if not np.isfinite(distmat).all():
-        raise ValueError("distmat holds NaN or inf (features of images that failed to load?)")
     if max_rank < 1:
         raise ValueError(f"max_rank must be >= 1, got {max_rank}")
     if num_g < max_rank:
@@ -126,6 +124,8 @@ def evaluate_rank(distmat: np.ndarray, q_pids: np.ndarray, g_pids: np.ndarray,
     for lo in range(0, num_q, EVAL_CHUNK_ROWS):
         hi = min(lo + EVAL_CHUNK_ROWS, num_q)
         dist = torch.from_numpy(distmat[lo:hi])
+        if not torch.isfinite(dist).all():
+            raise ValueError("distmat holds NaN or inf (features of images that failed to load?)")
         is_negative = g_pids_t[None, :] != torch.from_numpy(q_pids[lo:hi])[:, None]
         # Bin b of a non-match = number of true matches strictly closer, so it ranks
         # before matches b, b+1, ...; same-pid entries go to the last bin (ignored).

@@ -13,7 +13,8 @@ CLIENT_NAME_KEY = "client-name"
 
 def to_record(arrays: Mapping[str, np.ndarray]) -> ArrayRecord:
     """Numpy dict -> ArrayRecord (order kept)."""
-    return ArrayRecord({k: Array(np.ascontiguousarray(v)) for k, v in arrays.items()})
+    # np.ascontiguousarray would turn 0-d buffers (num_batches_tracked) into shape (1,)
+    return ArrayRecord({k: Array(np.asarray(v, order="C")) for k, v in arrays.items()})
 
 
 def from_record(record: ArrayRecord) -> dict[str, np.ndarray]:

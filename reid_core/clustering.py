@@ -1,0 +1,160 @@
+"""BUC merge step (Lin et al., AAAI'19) as used by FedUReID, exact in O(N*k) memory.
+
+The procedure (shared by every implementation here):
+
+* cost(i, j) = ||x_i - x_j||^2 + lam * (|C(i)| + |C(j)|), cluster sizes from before
+  the step; pairs inside one cluster are excluded.
+* Pairs i < j are visited in ascending order of the key (cost, i, j): equal costs
+  are broken by the lexicographic order of (i, j).
+* Each visited pair joins the two current clusters (union-find, the smaller label
+  survives; a pair already joined in this step is skipped) until ``num_merge``
+  clusters have disappeared. Surviving labels are renumbered 0.. in ascending
+  order.
+
+Canonical cost arithmetic: so that every implementation orders pairs identically
+(exact ties included), distances are computed on the features rounded to a
+fixed-point grid of 2**-shift (shift ~ 25 for unit vectors, i.e. below float32
+resolution). On that grid every product and partial sum is an integer below
+2**53, so float64 dot products are exact in any summation order (BLAS, einsum,
+per pair) and all implementations get bit-identical costs.
+
+:func:`buc_merge` finds candidate pairs with an exact float32 k-NN search, orders
+them with the exact costs and proves that no pair outside the candidates could
+come before the last merge (see ``_merge_from_candidates``); otherwise it searches
+deeper for the queries whose bound is too weak.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+
+import numpy as np
+
+from reid_core.knn import knn_search
+
+logger = logging.getLogger(__name__)
+
+_ROW_CHUNK = 1024  # rows per float64 temporary (16 MB at d = 2048)
+
+
+def _validate(features: np.ndarray, labels: np.ndarray, num_merge: int, lam: float):
+    """Return float32 C-contiguous features, int64 labels and cluster sizes."""
+    features = np.ascontiguousarray(features, dtype=np.float32)
+    labels = np.asarray(labels)
+    if features.ndim != 2 or len(features) < 1:
+        raise ValueError(f"features must be a non-empty (N, d) array, got shape {features.shape}")
+    if labels.shape != (len(features),):
+        raise ValueError(f"labels must have shape ({len(features)},), got {labels.shape}")
+    if not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError(f"labels must be integers, got dtype {labels.dtype}")
+    labels = labels.astype(np.int64)
+    if labels.min() < 0:
+        raise ValueError("labels must be >= 0")
+    sizes = np.bincount(labels)
+    if np.any(sizes == 0):
+        raise ValueError(f"labels must use every value 0..C-1; missing {np.flatnonzero(sizes == 0)[:5]}")
+    if not 0 <= num_merge <= len(sizes) - 1:
+        raise ValueError(f"num_merge must be in 0..C-1 = 0..{len(sizes) - 1}, got {num_merge}")
+    if not (math.isfinite(lam) and lam >= 0):
+        raise ValueError(f"lam must be a finite number >= 0, got {lam}")
+    if not np.isfinite(features).all():
+        raise ValueError("features contain NaN or inf")
+    return features, labels, sizes
+
+
+def _max_sq_norm(features: np.ndarray) -> float:
+    return max(
+        float(np.einsum("ij,ij->i", chunk, chunk, dtype=np.float64).max())
+        for chunk in np.array_split(features, max(1, len(features) // _ROW_CHUNK))
+    )
+
+
+def _quantization_shift(max_sq_norm: float, dim: int) -> int:
+    """Largest shift with sum_k |q_ik| * |q_jk| <= 2**50 for q = round(x * 2**shift)."""
+    if max_sq_norm == 0.0:
+        return 0
+    shift = math.floor(25 - 0.5 * math.log2(max_sq_norm)) + 1
+    # ||q|| <= ||x|| 2**shift + 0.5 sqrt(d) (rounding); shrink until the bound holds.
+    while (math.sqrt(max_sq_norm) * 2.0**shift + 0.5 * math.sqrt(dim)) ** 2 > 2.0**50:
+        shift -= 1
+    return shift
+
+
+def _quantize(rows: np.ndarray, shift: int) -> np.ndarray:
+    return np.rint(np.ldexp(rows.astype(np.float64), shift))
+
+
+def _exact_sq_distances(features: np.ndarray, rows_a: np.ndarray, rows_b: np.ndarray, shift: int) -> np.ndarray:
+    """Canonical squared distances of pairs (rows_a[t], rows_b[t]), float64."""
+    out = np.empty(len(rows_a), dtype=np.float64)
+    for start in range(0, len(rows_a), _ROW_CHUNK):
+        qa = _quantize(features[rows_a[start : start + _ROW_CHUNK]], shift)
+        qb = _quantize(features[rows_b[start : start + _ROW_CHUNK]], shift)
+        integer_dist = (
+            np.einsum("ij,ij->i", qa, qa) + np.einsum("ij,ij->i", qb, qb) - 2.0 * np.einsum("ij,ij->i", qa, qb)
+        )
+        out[start : start + _ROW_CHUNK] = np.ldexp(integer_dist, -2 * shift)
+    return out
+
+
+def _pair_costs(sq_dist: np.ndarray, size_sum: np.ndarray, lam: float) -> np.ndarray:
+    """Merge cost; every implementation uses this exact expression."""
+    return sq_dist + lam * size_sum.astype(np.float64)
+
+
+def _float32_error_bound(max_sq_norm: float, dim: int, shift: int) -> float:
+    """Bound on |float32 k-NN distance - canonical distance| for any pair.
+
+    float32 ||x||^2 + ||y||^2 - 2<x, y> errs by at most (2 gamma_d + 4u)(||x||^2 +
+    ||y||^2) with u = 2**-24, gamma_d ~ d u (any summation order); the fixed-point
+    rounding moves a distance by at most 2 ||x - y|| sqrt(d) 2**-shift + d 4**-shift.
+    """
+    unit = 2.0**-24
+    float32_err = (2 * (dim + 2) * unit + 4 * unit) * 2 * max_sq_norm * 1.01
+    grid_err = 4 * math.sqrt(max_sq_norm * dim) * 2.0**-shift + dim * 4.0**-shift
+    return float32_err + grid_err
+
+
+def _find_stop(label_a: np.ndarray, label_b: np.ndarray, num_merge: int, num_clusters: int):
+    """Union pairs in the given order until ``num_merge`` merges happened.
+
+    Returns the position of the pair that made the last merge (-1 if the pairs
+    run out) and the union-find parents (each root is its component's min label).
+    Chunks of pairs whose clusters are already joined are dropped vectorised, so
+    the Python loop only sees pairs that were between clusters at chunk start.
+    """
+    parent = np.arange(num_clusters)
+    merges, start = 0, 0
+    while start < len(label_a):
+        while True:  # pointer jumping: every entry points at its root
+            grand = parent[parent]
+            if np.array_equal(grand, parent):
+                break
+            parent = grand
+        stop = start + max(256, 2 * (num_merge - merges))
+        live = np.flatnonzero(parent[label_a[start:stop]] != parent[label_b[start:stop]])
+        par = parent.tolist()
+        for pos, a, b in zip(live.tolist(), label_a[start + live].tolist(), label_b[start + live].tolist()):
+            while par[a] != a:
+                par[a] = a = par[par[a]]
+            while par[b] != b:
+                par[b] = b = par[par[b]]
+            if a == b:
+                continue
+            par[max(a, b)] = min(a, b)
+            merges += 1
+            if merges == num_merge:
+                return start + pos, np.array(par)
+        parent = np.array(par)
+        start = stop
+    return -1, parent
+
+
+def _labels_from_parents(parent: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    while True:
+        grand = parent[parent]
+        if np.array_equal(grand, parent):
+            break
+        parent = grand
+    return np.unique(parent[labels], return_inverse=True)[1].astype(np.int64)

@@ -1,0 +1,176 @@
+"""FedUReIDStrategy with fabricated replies: weighting, PU maths, identity by name,
+bad updates, checkpoint/resume, cloud vs edge interpolation."""
+
+from unittest.mock import Mock
+
+import numpy as np
+import pytest
+from flwr.app import ArrayRecord, ConfigRecord, Message, MessageType, MetricRecord, RecordDict
+
+from flwr.supercore.task_identity import TaskIdentity
+
+from reid_core.checkpoint import ServerState
+from reid_core.personalize import interpolate
+from server_app.records import from_record, info_record, to_record
+from server_app.strategy import FedUReIDStrategy
+
+
+@pytest.fixture(autouse=True)
+def _run_identity():
+    """Messages are created inside a run in Flower; give the test process one."""
+    TaskIdentity.task_id, TaskIdentity.run_id, TaskIdentity.node_id = 1, 1, 0
+    yield
+
+
+def arrays(w: float) -> dict:
+    return {"w": np.full((3,), w, np.float32), "n": np.array(1, np.int64)}
+
+
+class FakeGrid:
+    """Nodes with stable client names; answers QUERY messages like the ClientApp."""
+
+    def __init__(self, names: dict):
+        self.names = names  # node_id -> client name
+        self.queries = 0
+
+    def get_node_ids(self):
+        return list(self.names)
+
+    def send_and_receive(self, messages, timeout=None):
+        replies = []
+        for m in messages:
+            assert m.metadata.message_type == MessageType.QUERY
+            self.queries += 1
+            replies.append(reply(m.metadata.dst_node_id, None, {"num-examples": 1}, self.names[m.metadata.dst_node_id]))
+        return replies
+
+
+def reply(node_id, arr, metrics, name=None, error=False):
+    msg = Mock(spec=Message)
+    msg.metadata.src_node_id = node_id
+    msg.has_error.return_value = error
+    content = {"metrics": MetricRecord(metrics)}
+    if arr is not None:
+        content["arrays"] = to_record(arr)
+    if name:
+        content["info"] = info_record(name)
+    msg.content = RecordDict(content)
+    return msg
+
+
+def strategy(tmp_path=None, mu=0.5, where="cloud", state=None):
+    state = state or ServerState(global_arrays=arrays(0.0))
+    return FedUReIDStrategy(state, mu=mu, pu_where=where, min_clients=1,
+                            checkpoint_dir=str(tmp_path) if tmp_path else None, total_rounds=5)
+
+
+def train_round(st, grid, uploads, rnd=1):
+    msgs = st.configure_train(rnd, to_record(st.state.global_arrays), ConfigRecord(), grid)
+    name_to_node = {v: k for k, v in grid.names.items()}
+    reps = [reply(name_to_node[n], a, {"num-examples": k}, n) for n, (a, k) in uploads.items()]
+    agg, _ = st.aggregate_train(rnd, reps)
+    st.aggregate_evaluate(rnd, [])
+    return msgs, agg
+
+
+def test_fedavg_weighted_by_examples():
+    st, grid = strategy(mu=0.0), FakeGrid({11: "a", 22: "b"})
+    _, agg = train_round(st, grid, {"a": (arrays(1.0), 100), "b": (arrays(4.0), 200)})
+    np.testing.assert_allclose(from_record(agg)["w"], 3.0)
+
+
+@pytest.mark.parametrize("mu", [0.0, 0.3, 0.9])
+def test_personalized_update_per_node(mu):
+    st, grid = strategy(mu=mu), FakeGrid({11: "a", 22: "b"})
+    first, _ = train_round(st, grid, {"a": (arrays(1.0), 100), "b": (arrays(4.0), 200)})
+    # round 1: nobody has a local model yet -> everyone gets the global one
+    for m in first:
+        np.testing.assert_allclose(from_record(m.content["arrays"])["w"], 0.0)
+    msgs = st.configure_train(2, to_record(st.state.global_arrays), ConfigRecord(), grid)
+    got = {m.metadata.dst_node_id: from_record(m.content["arrays"])["w"][0] for m in msgs}
+    assert got[11] == pytest.approx(mu * 1.0 + (1 - mu) * 3.0)
+    assert got[22] == pytest.approx(mu * 4.0 + (1 - mu) * 3.0)
+    assert all(m.content["config"]["server-round"] == 2 for m in msgs)
+
+
+def test_state_keyed_by_name_across_node_ids():
+    st, grid = strategy(mu=1.0), FakeGrid({11: "a", 22: "b"})
+    train_round(st, grid, {"a": (arrays(1.0), 100), "b": (arrays(4.0), 100)})
+    grid.names = {33: "a", 22: "b"}  # 'a' restarted and got a new node_id
+    msgs = st.configure_train(2, to_record(st.state.global_arrays), ConfigRecord(), grid)
+    got = {m.metadata.dst_node_id: from_record(m.content["arrays"])["w"][0] for m in msgs}
+    assert got[33] == pytest.approx(1.0)  # mu=1: exactly its own last local model
+    assert grid.queries == 3  # asked 11, 22, then only the new 33
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"w": np.full((3,), np.nan, np.float32), "n": np.array(1, np.int64)},
+        {"w": np.full((3,), np.inf, np.float32), "n": np.array(1, np.int64)},
+        {"w": np.zeros((4,), np.float32), "n": np.array(1, np.int64)},
+        {"w": np.zeros((3,), np.float32)},
+        {**arrays(1.0), "extra": np.zeros(2, np.float32)},
+    ],
+)
+def test_bad_update_rejected_not_aggregated(bad):
+    st, grid = strategy(mu=0.0), FakeGrid({11: "a", 22: "b"})
+    _, agg = train_round(st, grid, {"a": (arrays(2.0), 100), "b": (bad, 100)})
+    np.testing.assert_allclose(from_record(agg)["w"], 2.0)
+    assert st.state.history[0]["rejected"][0]["client"] == "b"
+    assert "b" not in st.state.client_arrays
+
+
+@pytest.mark.parametrize("count", [-5, 0, float("nan"), 1e12])
+def test_absurd_example_count_rejected(count):
+    st, grid = strategy(mu=0.0), FakeGrid({11: "a", 22: "b"})
+    _, agg = train_round(st, grid, {"a": (arrays(2.0), 100), "b": (arrays(9.0), count)})
+    np.testing.assert_allclose(from_record(agg)["w"], 2.0)
+
+
+def test_error_and_malformed_replies_do_not_crash():
+    st, grid = strategy(mu=0.0), FakeGrid({11: "a", 22: "b"})
+    st.configure_train(1, to_record(st.state.global_arrays), ConfigRecord(), grid)
+    err = reply(22, None, {"num-examples": 1}, error=True)
+    err.error.reason = "boom"
+    two_metrics = reply(22, arrays(1.0), {"num-examples": 5}, "b")
+    two_metrics.content["metrics2"] = MetricRecord({"x": 1})
+    agg, _ = st.aggregate_train(1, [reply(11, arrays(2.0), {"num-examples": 10}, "a"), err, two_metrics])
+    np.testing.assert_allclose(from_record(agg)["w"], 2.0)
+    assert st.aggregate_train(1, [err])[0] is None  # nothing valid: global kept
+
+
+def test_checkpoint_resume(tmp_path):
+    st, grid = strategy(tmp_path, mu=0.5), FakeGrid({11: "a", 22: "b"})
+    train_round(st, grid, {"a": (arrays(1.0), 100), "b": (arrays(4.0), 200)})
+    loaded = ServerState.load(tmp_path)
+    assert loaded.round == 1
+    np.testing.assert_allclose(loaded.global_arrays["w"], 3.0)
+    np.testing.assert_allclose(loaded.client_arrays["b"]["w"], 4.0)
+    assert loaded.client_examples == {"a": 100, "b": 200}
+    resumed = strategy(mu=0.5, state=loaded)
+    msgs = resumed.configure_train(1, to_record(loaded.global_arrays), ConfigRecord(), FakeGrid({44: "a", 55: "b"}))
+    assert msgs[0].content["config"]["server-round"] == 2  # continues at r+1
+    got = {m.metadata.dst_node_id: from_record(m.content["arrays"])["w"][0] for m in msgs}
+    assert got == {44: pytest.approx(2.0), 55: pytest.approx(3.5)}
+
+
+def test_cloud_and_edge_interpolation_give_same_weights():
+    cloud, edge = strategy(mu=0.7), strategy(mu=0.7, where="edge")
+    grid = FakeGrid({11: "a", 22: "b"})
+    up = {"a": (arrays(1.0), 100), "b": (arrays(4.0), 300)}
+    for st in (cloud, edge):
+        train_round(st, grid, up)
+    glob = to_record(cloud.state.global_arrays)
+    cloud_msgs = cloud.configure_train(2, glob, ConfigRecord(), grid)
+    edge_msgs = edge.configure_train(2, glob, ConfigRecord(), grid)
+    for cm, em in zip(cloud_msgs, edge_msgs):
+        name = grid.names[cm.metadata.dst_node_id]
+        cfg = em.content["config"]
+        assert cfg["pu-where"] == "edge"
+        at_edge = interpolate(up[name][0], from_record(em.content["arrays"]), cfg["mu"])  # what the ClientApp does
+        for k, v in from_record(cm.content["arrays"]).items():
+            np.testing.assert_array_equal(v, at_edge[k])
+    # edge mode sends one identical payload to every node
+    payloads = {em.content["arrays"].object_id for em in edge_msgs}
+    assert len(payloads) == 1

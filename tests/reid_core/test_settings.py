@@ -1,0 +1,50 @@
+"""The config boundary: compose, override, refuse bad values naming the key."""
+
+import pytest
+
+from reid_core.settings import ConfigError, load_settings
+
+
+def test_default_is_demo_fedureid():
+    s = load_settings([])
+    assert s.experiment == "demo" and s.algorithm == "fedureid"
+    assert len(s.clients) >= 4
+    assert s.federation.mu == 0.5 and s.cluster.mode == "personalized" and s.early_stop.rule == "precision"
+
+
+@pytest.mark.parametrize(
+    "algorithm, pc, pe, mu",
+    [("baseline", "fixed", "none", 0.0), ("pc", "personalized", "none", 0.0), ("pe", "fixed", "precision", 0.0),
+     ("pc_pe", "personalized", "precision", 0.0), ("pu", "fixed", "none", 0.5),
+     ("fedureid", "personalized", "precision", 0.5)],
+)
+def test_algorithms(algorithm, pc, pe, mu):
+    s = load_settings(["experiment=smoke", f"algorithm={algorithm}"])
+    assert (s.cluster.mode, s.early_stop.rule, s.federation.mu) == (pc, pe, mu)
+
+
+def test_overrides_and_custom_clients(tmp_path):
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+    s = load_settings(["experiment=smoke", f"data.root={tmp_path}", "data.clients=[a,b]",
+                       "data.synth_preset=null", "pu.mu=0.3", "rounds=4", "+data.num_identities.a=7"])
+    assert s.clients == ("a", "b") and s.rounds == 4 and s.federation.mu == 0.3
+    assert s.cluster_for("a").num_identities == 7 and s.cluster_for("b").num_identities is None
+
+
+@pytest.mark.parametrize(
+    "override, key",
+    [("pu.mu=1.5", "mu"), ("pu.mu=-0.1", "mu"), ("rounds=0", "rounds"), ("algorithm=fedsgd", "algorithm"),
+     ("experiment=huge", "experiment"), ("model.arch=vgg", "model.arch"), ("pe.rule=magic", "pe.rule"),
+     ("pc.mode=random", "pc.mode"), ("pu.where=moon", "pu.where"), ("nonexistent.key=1", "nonexistent.key")],
+)
+def test_bad_values_name_the_key(override, key):
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        load_settings(["experiment=smoke", override])
+
+
+def test_missing_data_dir_is_refused(tmp_path):
+    with pytest.raises(ConfigError, match="data.root"):
+        load_settings(["experiment=smoke", f"data.root={tmp_path / 'nope'}", "data.synth_preset=null"])
+    with pytest.raises(ConfigError, match="client folder not found"):
+        load_settings(["experiment=smoke", f"data.root={tmp_path}", "data.synth_preset=null"])
