@@ -13,8 +13,8 @@ The procedure (shared by every implementation here):
 
 Canonical cost arithmetic: so that every implementation orders pairs identically
 (exact ties included), distances are computed on the features rounded to a
-fixed-point grid of 2**-shift (shift ~ 25 for unit vectors, i.e. below float32
-resolution). On that grid every product and partial sum is an integer below
+fixed-point grid of 2**-shift (shift = 24 for unit vectors, finer than float32
+near 1). On that grid every product and partial sum is an integer below
 2**53, so float64 dot products are exact in any summation order (BLAS, einsum,
 per pair) and all implementations get bit-identical costs.
 
@@ -38,7 +38,9 @@ logger = logging.getLogger(__name__)
 _ROW_CHUNK = 1024  # rows per float64 temporary (16 MB at d = 2048)
 
 
-def _validate(features: np.ndarray, labels: np.ndarray, num_merge: int, lam: float):
+def _validate(
+    features: np.ndarray, labels: np.ndarray, num_merge: int, lam: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Return float32 C-contiguous features, int64 labels and cluster sizes."""
     features = np.ascontiguousarray(features, dtype=np.float32)
     labels = np.asarray(labels)
@@ -85,15 +87,16 @@ def _quantize(rows: np.ndarray, shift: int) -> np.ndarray:
     return np.rint(np.ldexp(rows.astype(np.float64), shift))
 
 
-def _exact_sq_distances(features: np.ndarray, rows_a: np.ndarray, rows_b: np.ndarray, shift: int) -> np.ndarray:
+def _exact_sq_distances(
+    features: np.ndarray, rows_a: np.ndarray, rows_b: np.ndarray, shift: int
+) -> np.ndarray:
     """Canonical squared distances of pairs (rows_a[t], rows_b[t]), float64."""
     out = np.empty(len(rows_a), dtype=np.float64)
     for start in range(0, len(rows_a), _ROW_CHUNK):
         qa = _quantize(features[rows_a[start : start + _ROW_CHUNK]], shift)
         qb = _quantize(features[rows_b[start : start + _ROW_CHUNK]], shift)
-        integer_dist = (
-            np.einsum("ij,ij->i", qa, qa) + np.einsum("ij,ij->i", qb, qb) - 2.0 * np.einsum("ij,ij->i", qa, qb)
-        )
+        norm_a, norm_b = np.einsum("ij,ij->i", qa, qa), np.einsum("ij,ij->i", qb, qb)
+        integer_dist = norm_a + norm_b - 2.0 * np.einsum("ij,ij->i", qa, qb)
         out[start : start + _ROW_CHUNK] = np.ldexp(integer_dist, -2 * shift)
     return out
 
@@ -116,7 +119,9 @@ def _float32_error_bound(max_sq_norm: float, dim: int, shift: int) -> float:
     return float32_err + grid_err
 
 
-def _find_stop(label_a: np.ndarray, label_b: np.ndarray, num_merge: int, num_clusters: int):
+def _find_stop(
+    label_a: np.ndarray, label_b: np.ndarray, num_merge: int, num_clusters: int
+) -> tuple[int, np.ndarray]:
     """Union pairs in the given order until ``num_merge`` merges happened.
 
     Returns the position of the pair that made the last merge (-1 if the pairs
@@ -158,3 +163,189 @@ def _labels_from_parents(parent: np.ndarray, labels: np.ndarray) -> np.ndarray:
             break
         parent = grand
     return np.unique(parent[labels], return_inverse=True)[1].astype(np.int64)
+
+
+def _initial_depth(point_size: np.ndarray, base_k: int, num_points: int) -> np.ndarray:
+    """k per query: base_k plus room for its own cluster, rounded up to base_k * 2**m.
+
+    Rounding to a few depths keeps the number of separate searches small.
+    """
+    wanted = base_k + point_size - 1
+    depth = np.full(len(point_size), base_k, dtype=np.int64)
+    while np.any(depth < wanted):
+        depth[depth < wanted] *= 2
+    return np.minimum(depth, num_points - 1)
+
+
+def _search_into(
+    table: dict, features: np.ndarray, queries: np.ndarray, depth: np.ndarray, backend: str
+) -> None:
+    """(Re)search ``queries`` at their ``depth``; ``table`` maps k -> (rows, dist, idx)."""
+    redo = np.zeros(len(features), dtype=bool)
+    redo[queries] = True
+    for k, (rows, dist, idx) in list(table.items()):
+        keep = ~redo[rows]
+        table[k] = (rows[keep], dist[keep], idx[keep])
+    for k in np.unique(depth[queries]).tolist():
+        rows = queries[depth[queries] == k]
+        dist, idx = knn_search(features, k, queries_idx=rows, backend=backend)
+        if k in table:
+            old_rows, old_dist, old_idx = table[k]
+            rows = np.concatenate([old_rows, rows])
+            dist, idx = np.vstack([old_dist, dist]), np.vstack([old_idx, idx])
+        table[k] = (rows, dist, idx)
+
+
+def _merge_from_candidates(
+    table: dict, features: np.ndarray, labels: np.ndarray, point_size: np.ndarray, num_merge: int,
+    num_clusters: int, lam: float, shift: int, margin: float,
+) -> tuple[float, np.ndarray | None, int]:
+    """Run the merge on the candidate pairs; return (stop cost, parents, #exact pairs).
+
+    Candidates are first ordered by their float32 costs to find the approximate
+    stop T32. Every candidate whose canonical cost could be <= the canonical stop
+    (float32 cost <= T32 + 2 * margin) is re-costed exactly and re-ordered by the
+    key (cost, i, j); the rest are provably later. Returns cost inf when the
+    candidates cannot produce ``num_merge`` merges.
+    """
+    num_points = len(labels)
+    query = np.concatenate([np.repeat(rows, dist.shape[1]) for rows, dist, _ in table.values()])
+    other = np.concatenate([idx.ravel() for _, _, idx in table.values()])
+    dist32 = np.concatenate([dist.ravel() for _, dist, _ in table.values()])
+    between = labels[query] != labels[other]
+    first, second = np.minimum(query, other)[between], np.maximum(query, other)[between]
+    approx = dist32[between] + lam * (point_size[first] + point_size[second]).astype(np.float64)
+    order = np.argsort(approx)
+    pos, _ = _find_stop(labels[first[order]], labels[second[order]], num_merge, num_clusters)
+    if pos < 0:
+        return math.inf, None, 0
+    near = approx <= approx[order[pos]] + 2 * margin
+    pair_key = np.unique(first[near] * num_points + second[near])
+    first, second = np.divmod(pair_key, num_points)
+    sq_dist = _exact_sq_distances(features, first, second, shift)
+    cost = _pair_costs(sq_dist, point_size[first] + point_size[second], lam)
+    order = np.lexsort((second, first, cost))
+    pos, parent = _find_stop(labels[first[order]], labels[second[order]], num_merge, num_clusters)
+    return float(cost[order[pos]]), parent, len(pair_key)
+
+
+def buc_merge(
+    features: np.ndarray,
+    labels: np.ndarray,
+    num_merge: int,
+    lam: float,
+    *,
+    base_k: int = 20,
+    backend: str = "auto",
+    stats: dict | None = None,
+) -> np.ndarray:
+    """Merge ``num_merge`` clusters by the BUC criterion; exact, O(N * k) memory.
+
+    Parameters
+    ----------
+    features : np.ndarray, shape (N, d)
+        Image features (float32, normally L2-normalised).
+    labels : np.ndarray, shape (N,)
+        Current cluster of each image, integers using every value 0..C-1.
+    num_merge : int
+        Clusters that disappear, 0 <= num_merge <= C - 1.
+    lam : float
+        Size penalty lambda (0.003 in FedUReID).
+    base_k : int
+        Initial neighbours per image beyond its own cluster (search depth).
+    backend : str
+        k-NN backend, see :func:`reid_core.knn.knn_search`.
+    stats : dict, optional
+        Filled with ``searches`` (passes), ``refined_queries`` and ``exact_pairs``.
+
+    Returns
+    -------
+    np.ndarray, shape (N,)
+        New labels 0..C-num_merge-1, identical to :func:`buc_merge_dense`.
+
+    Notes
+    -----
+    Exactness: a pair (i, j) that is in neither k-NN list has float32 distance
+    >= d_k(i), hence cost >= d_k(i) - margin + lam * (|C(i)| + min size). Each
+    query whose bound does not exceed the stop cost is searched again at twice
+    its depth (until it covers all N - 1 others), and the merge is redone.
+    """
+    features, labels, sizes = _validate(features, labels, num_merge, lam)
+    if base_k < 1:
+        raise ValueError(f"base_k must be >= 1, got {base_k}")
+    num_points, dim = features.shape
+    if num_merge == 0:
+        return labels
+    point_size = sizes[labels]
+    max_sq_norm = _max_sq_norm(features)
+    shift = _quantization_shift(max_sq_norm, dim)
+    margin = _float32_error_bound(max_sq_norm, dim, shift)
+    depth = _initial_depth(point_size, base_k, num_points)
+    table: dict = {}
+    pending = np.arange(num_points)
+    searches, refined = 0, 0
+    while True:
+        _search_into(table, features, pending, depth, backend)
+        searches += 1
+        stop_cost, parent, exact_pairs = _merge_from_candidates(
+            table, features, labels, point_size, num_merge, len(sizes), lam, shift, margin
+        )
+        kth = np.empty(num_points)
+        for rows, dist, _ in table.values():
+            kth[rows] = dist[:, -1]
+        bound = kth - margin + lam * (point_size + sizes.min())
+        pending = np.flatnonzero((bound <= stop_cost) & (depth < num_points - 1))
+        if len(pending) == 0:
+            break
+        refined += len(pending)
+        depth[pending] = np.minimum(2 * depth[pending], num_points - 1)
+        logger.debug("buc_merge: %d queries need a deeper search", len(pending))
+    if stats is not None:
+        stats.update(searches=searches, refined_queries=refined, exact_pairs=exact_pairs)
+    return _labels_from_parents(parent, labels)
+
+
+def buc_merge_dense(features: np.ndarray, labels: np.ndarray, num_merge: int, lam: float) -> np.ndarray:
+    """Reference: the same procedure on the dense N x N cost matrix (O(N^2) memory).
+
+    Pairs with cost <= the K-th smallest cost are taken in (cost, i, j) order; K
+    grows until they yield ``num_merge`` merges (every pair left out costs more).
+    """
+    features, labels, sizes = _validate(features, labels, num_merge, lam)
+    num_points, dim = features.shape
+    if num_merge == 0:
+        return labels
+    shift = _quantization_shift(_max_sq_norm(features), dim)
+    quantized = _quantize(features, shift)
+    cost = quantized @ quantized.T  # exact: integer products and sums < 2**53
+    del quantized
+    sq_norm = np.diag(cost).copy()
+    point_size = sizes[labels]
+    for start in range(0, num_points, _ROW_CHUNK):
+        rows = slice(start, start + _ROW_CHUNK)
+        sq_dist = np.ldexp(sq_norm[rows, None] + sq_norm[None, :] - 2.0 * cost[rows], -2 * shift)
+        cost[rows] = _pair_costs(sq_dist, point_size[rows, None] + point_size[None, :], lam)
+        row_idx = np.arange(start, min(start + _ROW_CHUNK, num_points))
+        lower = np.arange(num_points)[None, :] <= row_idx[:, None]
+        invalid = lower | (labels[rows, None] == labels[None, :])
+        cost[rows][invalid] = np.inf
+    flat = cost.ravel()  # row-major index order == (i, j) lexicographic order
+    take = min(flat.size, max(1024, 4 * num_merge))
+    while True:
+        threshold = np.partition(flat, take - 1)[take - 1]
+        chosen = np.flatnonzero(flat <= threshold)
+        chosen = chosen[np.argsort(flat[chosen], kind="stable")]
+        survivor = list(range(len(sizes)))  # plain union-find, independent of _find_stop
+        merges = 0
+        for first, second in zip(*np.divmod(chosen, num_points)):
+            a, b = labels[first], labels[second]
+            while survivor[a] != a:
+                a = survivor[a]
+            while survivor[b] != b:
+                b = survivor[b]
+            if a != b:
+                survivor[max(a, b)] = min(a, b)
+                merges += 1
+                if merges == num_merge:
+                    return _labels_from_parents(np.array(survivor), labels)
+        take = min(flat.size, 4 * take)

@@ -96,8 +96,8 @@ def evaluate_rank(distmat: np.ndarray, q_pids: np.ndarray, g_pids: np.ndarray,
     if distmat.dtype not in (np.float32, np.float64):
         distmat = distmat.astype(np.float64)
     num_q, num_g = distmat.shape
-    q_pids, q_camids = (_as_ids(a, n, num_q) for a, n in ((q_pids, "q_pids"), (q_camids, "q_camids")))
-    g_pids, g_camids = (_as_ids(a, n, num_g) for a, n in ((g_pids, "g_pids"), (g_camids, "g_camids")))
+    q_pids, q_camids = _as_ids(q_pids, "q_pids", num_q), _as_ids(q_camids, "q_camids", num_q)
+    g_pids, g_camids = _as_ids(g_pids, "g_pids", num_g), _as_ids(g_camids, "g_camids", num_g)
     if max_rank < 1:
         raise ValueError(f"max_rank must be >= 1, got {max_rank}")
     if num_g < max_rank:
@@ -216,12 +216,14 @@ def extract_features(model: nn.Module, paths: Sequence[str], height: int, width:
     finally:
         model.train(was_training)
     if features is None:
-        raise ValueError(f"none of the {len(paths)} image(s) could be decoded, e.g. {list(paths[:3])}")
+        raise ValueError(f"none of the {len(paths)} image(s) could be decoded, "
+                         f"e.g. {list(paths[:3])}")
     missing = np.flatnonzero(np.isnan(features[:, 0]))
     if len(missing):
         examples = [paths[i] for i in missing[:3]]
         if not allow_missing:
-            raise ValueError(f"{len(missing)} of {len(paths)} image(s) failed to decode, e.g. {examples}")
+            raise ValueError(f"{len(missing)} of {len(paths)} image(s) failed to decode, "
+                             f"e.g. {examples}")
         logger.warning("%d of %d image(s) failed to decode (e.g. %s); their feature rows are NaN",
                        len(missing), len(paths), examples)
     return features

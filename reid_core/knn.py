@@ -11,6 +11,7 @@ from it hangs inside its first FAISS call (OpenMP pool). Pass
 
 from __future__ import annotations
 
+import functools
 import importlib.metadata
 import logging
 from typing import Any
@@ -123,13 +124,37 @@ def _search_torch(queries: np.ndarray, base: np.ndarray, k: int) -> tuple[np.nda
     return np.concatenate(dists), np.concatenate(idxs).astype(np.int64)
 
 
-def _search(queries: np.ndarray, base: np.ndarray, k: int, backend: str) -> tuple[np.ndarray, np.ndarray]:
+@functools.lru_cache(maxsize=1)
+def _gpu_resources() -> Any:
+    """One StandardGpuResources per process (creating it reserves GPU memory)."""
+    return _import_faiss().StandardGpuResources()
+
+
+def search_base(
+    queries: np.ndarray, base: np.ndarray, k: int, backend: str = "auto"
+) -> tuple[np.ndarray, np.ndarray]:
+    """Raw exact k-NN of ``queries`` among ``base`` rows (a query finds itself too).
+
+    Parameters
+    ----------
+    queries : np.ndarray, shape (Q, d), C-contiguous float32
+    base : np.ndarray, shape (N, d), C-contiguous float32
+    k : int
+        1 <= k <= N.
+    backend : str
+        "auto" | "faiss-gpu" | "faiss-cpu" | "torch".
+
+    Returns
+    -------
+    dist : np.ndarray, shape (Q, k), float32 squared L2, ascending per row
+    idx : np.ndarray, shape (Q, k), int64
+    """
+    backend = resolve_backend(backend)
     if backend == "torch":
         return _search_torch(queries, base, k)
     faiss = _import_faiss()
     if backend == "faiss-gpu" and k <= _GPU_MAX_K:
-        resources = faiss.StandardGpuResources()
-        dist, idx = faiss.knn_gpu(resources, queries, base, k)
+        dist, idx = faiss.knn_gpu(_gpu_resources(), queries, base, k)
     else:  # faiss.knn searches without copying the base into an index
         dist, idx = faiss.knn(queries, base, k)
     return dist, idx.astype(np.int64, copy=False)
@@ -178,7 +203,7 @@ def knn_search(
         queries = features[queries_idx]
     if len(queries_idx) == 0:
         return np.zeros((0, k), np.float32), np.zeros((0, k), np.int64)
-    dist, idx = _search(queries, features, k + 1, resolve_backend(backend))
+    dist, idx = search_base(queries, features, k + 1, backend)
     # Drop the query itself; if it is absent (tied duplicates), drop the last column.
     is_self = idx == queries_idx[:, None]
     no_self = ~is_self.any(axis=1)

@@ -28,7 +28,9 @@ CLASSIFIER_PREFIXES = ("fc.", "classifier.")
 TORCHVISION_WEIGHTS: dict[str, tuple[Any, ...]] = {
     "resnet50": (tvm.ResNet50_Weights.IMAGENET1K_V1, tvm.ResNet50_Weights.IMAGENET1K_V2),
     "resnet18": (tvm.ResNet18_Weights.IMAGENET1K_V1,),
-    "mobilenet_v2": (tvm.MobileNet_V2_Weights.IMAGENET1K_V1, tvm.MobileNet_V2_Weights.IMAGENET1K_V2),
+    "mobilenet_v2": (
+        tvm.MobileNet_V2_Weights.IMAGENET1K_V1, tvm.MobileNet_V2_Weights.IMAGENET1K_V2
+    ),
 }
 
 
@@ -169,7 +171,9 @@ def _read_state_dict(path: str) -> Mapping[str, torch.Tensor]:
     if isinstance(state, Mapping) and isinstance(state.get("state_dict"), Mapping):
         state = state["state_dict"]
     if not isinstance(state, Mapping):
-        raise ValueError(f"weights file {path} does not hold a state_dict (got {type(state).__name__})")
+        raise ValueError(
+            f"weights file {path} does not hold a state_dict (got {type(state).__name__})"
+        )
     return state
 
 
@@ -236,8 +240,10 @@ def build_model(cfg: ModelConfig) -> ReIDNet:
     else:
         net = constructor()
         if cfg.weights is not None:
-            path = _torchvision_checkpoint(cfg.arch) if cfg.weights == "torchvision" else cfg.weights
-            load_backbone_weights(net, path)
+            torchvision_cache = cfg.weights == "torchvision"
+            load_backbone_weights(
+                net, _torchvision_checkpoint(cfg.arch) if torchvision_cache else cfg.weights
+            )
         trunk = cut_trunk(net)
     model = ReIDNet(trunk, feature_dim, cfg.embed_dim, cfg.dropout)
     logger.info("built %s (pool %d-d, embedding %d-d, weights=%s)",

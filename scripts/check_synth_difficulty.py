@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
+from dataclasses import fields
 
 import numpy as np
 import torch
@@ -20,6 +21,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from reid_core.data import (
+    SynthDifficulty,
     EvalImageDataset,
     UnlabeledImageDataset,
     collate_skip_none,
@@ -108,15 +110,13 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=15)
     ap.add_argument("--height", type=int, default=64)
     ap.add_argument("--width", type=int, default=32)
-    for knob in ("camera_strength", "noise", "colour_jitter", "pose_jitter",
-                 "occlusion_prob", "view_change_prob"):
+    knob_names = [f.name for f in fields(SynthDifficulty)]
+    for knob in knob_names:
         ap.add_argument("--" + knob.replace("_", "-"), type=float, default=None)
     args = ap.parse_args()
     torch.manual_seed(args.seed)
     torch.set_num_threads(2)
-    knobs = {k: v for k, v in vars(args).items() if v is not None and k in (
-        "camera_strength", "noise", "colour_jitter", "pose_jitter", "occlusion_prob",
-        "view_change_prob")}
+    knobs = {k: v for k, v in vars(args).items() if v is not None and k in knob_names}
     spec = with_difficulty(preset_clients(args.preset), **knobs)
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.time()
@@ -125,7 +125,8 @@ def main() -> None:
         datasets = [read_market_layout(f"{tmp}/{c['name']}") for c in info["clients"]]
         t0 = time.time()
         supervised = train_supervised(datasets, args.height, args.width, args.epochs)
-        print(f"supervised tiny CNN: {args.epochs} epochs in {time.time() - t0:.1f}s")
+        print(f"supervised tiny CNN: {args.epochs} epochs in {time.time() - t0:.1f}s "
+              "(0 epochs: sup-cnn = another random init)")
         random_body = tiny_cnn()
         print(f"{'client':<9} {'#q':>4} {'#g':>4} | rank-1: {'pixels':>6} {'colhist':>7} "
               f"{'rand-cnn':>8} {'sup-cnn':>7}")

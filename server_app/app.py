@@ -47,7 +47,7 @@ def ensure_synthetic_data(settings: Settings) -> None:
     """Generate the embedded synthetic federation on first use (atomic, idempotent)."""
     if not settings.synth_preset:
         return
-    from reid_core.data.synth import ensure_federation
+    from reid_core.data.federation import ensure_federation
 
     ensure_federation(settings.data_root, seed=settings.synth_seed, preset=settings.synth_preset)
 

@@ -61,7 +61,7 @@ def cmd_synth(args: Sequence[str]) -> int:
 
 def cmd_simulate(args: Sequence[str]) -> int:
     """Start a private simulation SuperLink, `flwr run` the app, check the run's status."""
-    from reid_core.data.synth import ensure_federation
+    from reid_core.data.federation import ensure_federation
     from reid_core.report import markdown_table
 
     from .launcher import submit, superlink, write_run_config

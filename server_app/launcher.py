@@ -17,14 +17,20 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Iterator, Mapping, Sequence
 
 APP_DIR = Path(__file__).resolve().parent.parent  # the folder holding pyproject.toml
 
 
 def flower_env(flwr_home: str | os.PathLike) -> dict[str, str]:
-    """Environment for Flower processes: private FLWR_HOME, telemetry and update checks off."""
+    """Environment for Flower processes: private FLWR_HOME, telemetry and update checks off.
+
+    The running interpreter's bin folder goes first on PATH: the SuperLink and SuperNodes
+    start `flower-superexec`, `flwr-serverapp` and `flwr-clientapp` by name.
+    """
     env = dict(os.environ)
+    bin_dir = str(Path(sys.executable).parent)
+    env["PATH"] = os.pathsep.join([bin_dir, *(p for p in env.get("PATH", "").split(os.pathsep) if p != bin_dir)])
     env.update({
         "FLWR_HOME": str(flwr_home),
         "FLWR_TELEMETRY_ENABLED": "0",
@@ -83,9 +89,9 @@ def stop(proc: subprocess.Popen, grace: float = 10.0) -> None:
 def spawn(cmd: Sequence[str], env: dict[str, str], log: Path, cwd: str | None = None) -> subprocess.Popen:
     """Start a process in its own group (so children such as flwr-serverapp stop with it)."""
     log.parent.mkdir(parents=True, exist_ok=True)
-    out = open(log, "ab")
-    return subprocess.Popen(list(cmd), env=env, stdout=out, stderr=subprocess.STDOUT,
-                            cwd=cwd, start_new_session=True)
+    with open(log, "ab") as out:  # the child keeps its own copy of the descriptor
+        return subprocess.Popen(list(cmd), env=env, stdout=out, stderr=subprocess.STDOUT,
+                                cwd=cwd, start_new_session=True)
 
 
 @dataclass
@@ -98,10 +104,15 @@ class SuperLink:
     log: Path
     connection: str = "local"
     extra: dict = field(default_factory=dict)
+    root_cert: str | None = None  # CA certificate that clients need when TLS is on
 
     @property
     def env(self) -> dict[str, str]:
         return flower_env(self.flwr_home)
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
 
 
 def write_connection(flwr_home: Path, name: str, port: int, root_cert: str | None = None) -> None:
@@ -112,15 +123,17 @@ def write_connection(flwr_home: Path, name: str, port: int, root_cert: str | Non
     (flwr_home / "config.toml").write_text("\n".join(lines) + "\n")
 
 
-@contextmanager
-def superlink(work_dir: str | os.PathLike, *, simulation: bool = False, tls: dict | None = None,
-              node_auth: bool = False, extra_args: Sequence[str] = ()) -> Iterator[SuperLink]:
-    """Run a SuperLink on a free loopback port; offline-safe (no per-run `uv sync`)."""
-    work = Path(work_dir)
-    flwr_home = work / "flwr_home"
-    port = free_port()
-    cmd = [_bin("flower-superlink"), "--host", "127.0.0.1", "--port", str(port),
-           "--disable-runtime-dependency-installation", "--database", str(work / "superlink.db")]
+def superlink_command(port: int, database: str, *, host: str = "127.0.0.1", simulation: bool = False,
+                      tls: Mapping[str, str] | None = None, node_auth: bool = False,
+                      isolation: str = "subprocess") -> list[str]:
+    """`flower-superlink` arguments; `tls` maps ca/cert/key to PEM files (None: --insecure).
+
+    No per-run `uv sync` (offline-safe); one port serves the Fleet, Control and Runtime APIs.
+    """
+    if isolation not in ("subprocess", "process"):
+        raise ValueError(f"isolation must be 'subprocess' or 'process', got {isolation!r}")
+    cmd = [_bin("flower-superlink"), "--host", host, "--port", str(port),
+           "--disable-runtime-dependency-installation", "--database", str(database)]
     if simulation:
         cmd.append("--simulation")
     if tls:
@@ -129,13 +142,28 @@ def superlink(work_dir: str | os.PathLike, *, simulation: bool = False, tls: dic
         cmd.append("--insecure")
     if node_auth:
         cmd.append("--enable-supernode-auth")
-    cmd += list(extra_args)
+    if isolation != "subprocess":
+        cmd += ["--isolation", isolation]
+    return cmd
+
+
+@contextmanager
+def superlink(work_dir: str | os.PathLike, *, simulation: bool = False, tls: dict | None = None,
+              node_auth: bool = False, extra_args: Sequence[str] = (),
+              isolation: str = "subprocess") -> Iterator[SuperLink]:
+    """Run a SuperLink on a free loopback port; offline-safe (no per-run `uv sync`)."""
+    work = Path(work_dir)
+    flwr_home = work / "flwr_home"
+    port = free_port()
+    cmd = superlink_command(port, str(work / "superlink.db"), simulation=simulation, tls=tls,
+                            node_auth=node_auth, isolation=isolation) + list(extra_args)
     write_connection(flwr_home, "local", port, tls["ca"] if tls else None)
     log = work / "superlink.log"
     proc = spawn(cmd, flower_env(flwr_home), log, cwd=str(work))
     try:
         wait_for_port(port, proc, log=log)
-        yield SuperLink(port=port, flwr_home=flwr_home, proc=proc, log=log)
+        yield SuperLink(port=port, flwr_home=flwr_home, proc=proc, log=log,
+                        root_cert=tls["ca"] if tls else None)
     finally:
         stop(proc)
 
@@ -205,3 +233,107 @@ def _quote(item: str) -> str:
     import shlex
 
     return shlex.quote(item)
+
+
+# ---- deployment: SuperNodes, SuperExecs, node registration ------------------------------
+
+def node_config_arg(values: Mapping[str, str | int | float | bool]) -> str:
+    """One `--node-config` string; strings become TOML strings, which Flower parses."""
+    items = []
+    for key, value in values.items():
+        if not key or any(c.isspace() or c == "=" for c in key):
+            raise ValueError(f"node_config key {key!r} must be non-empty without spaces or '='")
+        if isinstance(value, str):
+            if '"' in value:
+                raise ValueError(f"node_config value for {key!r} must not contain '\"': {value!r}")
+            items.append(f'{key}="{value}"')
+        else:
+            items.append(f"{key}={json.dumps(value)}")
+    return " ".join(items)
+
+
+def supernode_command(superlink_address: str, port: int, node_config: Mapping[str, str | int | float | bool], *,
+                      host: str = "127.0.0.1", root_cert: str | None = None, auth_key: str | None = None,
+                      isolation: str = "subprocess") -> list[str]:
+    """`flower-supernode` arguments; `port` is its own Runtime API (distinct per node on a host).
+
+    SuperNodes never `uv sync` unless `--allow-runtime-dependency-installation` is given.
+    """
+    if isolation not in ("subprocess", "process"):
+        raise ValueError(f"isolation must be 'subprocess' or 'process', got {isolation!r}")
+    cmd = [_bin("flower-supernode"), "--superlink", superlink_address, "--host", host, "--port", str(port),
+           "--node-config", node_config_arg(node_config)]
+    cmd += ["--root-certificates", root_cert] if root_cert else ["--insecure"]
+    if auth_key:
+        cmd += ["--auth-supernode-private-key", auth_key]
+    if isolation != "subprocess":
+        cmd += ["--isolation", isolation]
+    return cmd
+
+
+def superexec_command(runtime_api_address: str, root_cert: str | None = None) -> list[str]:
+    """`flower-superexec` arguments: runs the ServerApps (SuperLink's API) or ClientApps (a SuperNode's)."""
+    cmd = [_bin("flower-superexec"), "--runtime-api-address", runtime_api_address]
+    return cmd + (["--root-certificates", root_cert] if root_cert else ["--insecure"])
+
+
+@dataclass
+class SuperNode:
+    """A running flower-supernode."""
+
+    name: str
+    port: int
+    proc: subprocess.Popen
+    log: Path
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+
+@contextmanager
+def supernode(link: SuperLink, work_dir: str | os.PathLike, name: str,
+              node_config: Mapping[str, str | int | float | bool], *, auth_key: str | None = None,
+              isolation: str = "subprocess", wait: bool = True) -> Iterator[SuperNode]:
+    """Run one SuperNode against `link` with its own FLWR_HOME, Runtime API port and log.
+
+    With `wait`, block until its Runtime API listens (it then has joined the federation);
+    without, return at once (e.g. to watch a refused node exit).
+    """
+    work = Path(work_dir) / name
+    port = free_port()
+    cmd = supernode_command(link.address, port, node_config, root_cert=link.root_cert, auth_key=auth_key,
+                            isolation=isolation)
+    log = work / "supernode.log"
+    proc = spawn(cmd, flower_env(work / "flwr_home"), log, cwd=str(work.parent))
+    try:
+        if wait:
+            wait_for_port(port, proc, timeout=120.0, log=log)
+        yield SuperNode(name=name, port=port, proc=proc, log=log)
+    finally:
+        stop(proc)
+
+
+@contextmanager
+def superexec(runtime_api_address: str, log: Path, flwr_home: Path,
+              root_cert: str | None = None) -> Iterator[subprocess.Popen]:
+    """Run a SuperExec (process isolation) for a SuperLink or SuperNode Runtime API."""
+    proc = spawn(superexec_command(runtime_api_address, root_cert), flower_env(flwr_home), log,
+                 cwd=str(log.parent))
+    try:
+        yield proc
+    finally:
+        stop(proc)
+
+
+def register_supernode(link: SuperLink, public_key: str | os.PathLike, name: str) -> dict:
+    """`flwr supernode register` a node's public key (SuperLinks with --enable-supernode-auth)."""
+    res = flwr(link, "supernode", "register", str(public_key), link.connection, "--name", name,
+               "--format", "json", timeout=60)
+    return json.loads(res.stdout)
+
+
+def list_supernodes(link: SuperLink) -> list[dict]:
+    """The SuperLink's nodes as `flwr supernode list --format json` reports them."""
+    res = flwr(link, "supernode", "list", link.connection, "--format", "json", timeout=60)
+    data = json.loads(res.stdout)
+    return list(data.get("nodes", data) if isinstance(data, dict) else data)

@@ -104,16 +104,16 @@ def read_reid_root(root: str | os.PathLike[str], name: str | None = None) -> ReI
         When `root` is in neither layout; the message names both.
     """
     root = os.fspath(root)
-    market_folders = [os.path.isdir(os.path.join(root, f)) for f in SPLIT_FOLDERS.values()]
-    if not any(market_folders) and _fedreid_base(root) is not None:
+    present = {f: os.path.isdir(os.path.join(root, f)) for f in SPLIT_FOLDERS.values()}
+    if all(present.values()):
+        return read_market_layout(root, name)
+    if _fedreid_base(root) is not None:
         return read_fedreid_layout(root, name)
-    if not all(market_folders) and _fedreid_base(root) is None:
-        missing = [f for f, ok in zip(SPLIT_FOLDERS.values(), market_folders) if not ok]
-        raise FileNotFoundError(
-            f"{root!r} is in no known layout (missing {', '.join(missing)}); "
-            f"{MARKET_LAYOUT_HELP}; {FEDREID_LAYOUT_HELP}"
-        )
-    return read_market_layout(root, name)
+    missing = ", ".join(f for f, ok in present.items() if not ok)
+    raise FileNotFoundError(
+        f"{root!r} is in no known layout (missing {missing}); {MARKET_LAYOUT_HELP}; "
+        f"{FEDREID_LAYOUT_HELP}"
+    )
 
 
 def canonical_dataset_name(name: str) -> str:

@@ -12,6 +12,7 @@ import logging
 import os
 import shutil
 import zlib
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -19,24 +20,18 @@ import numpy as np
 from PIL import Image
 
 from reid_core.data.market import SPLIT_FOLDERS
-from reid_core.data.synth_render import DOMAINS, random_camera, random_person, render_image
+from reid_core.data.synth_render import (
+    DOMAINS,
+    SynthDifficulty,
+    random_camera,
+    random_person,
+    render_image,
+)
 
 logger = logging.getLogger(__name__)
 
 GENERATOR_VERSION = 1
 FEDERATION_FILE = "federation.json"
-
-
-@dataclass(frozen=True)
-class SynthDifficulty:
-    """Knobs that make re-identification harder (all 0 = trivially easy)."""
-
-    camera_strength: float = 1.0  # scales illumination, colour cast, blur, resolution, shift
-    noise: float = 4.0  # sensor noise std on a 0-255 scale (per camera 0.5x..1.5x)
-    colour_jitter: float = 12.0  # per-identity spread around the shared clothes palette
-    pose_jitter: float = 1.0  # per-image position/scale jitter
-    occlusion_prob: float = 0.15
-    view_change_prob: float = 0.2  # chance an image shows another view than its camera's
 
 
 @dataclass(frozen=True)
@@ -78,6 +73,10 @@ class ClientSpec:
             raise ValueError(f"invalid ClientSpec {self.name!r}: need {'; '.join(failed)}")
 
 
+# A preset name, or one ClientSpec / dict of ClientSpec fields per client; None = default.
+SpecLike = str | Sequence[ClientSpec | dict[str, Any]] | None
+
+
 def smoke_clients() -> tuple[ClientSpec, ...]:
     """Three small clients for tests (about 250 images in all)."""
     return (
@@ -113,7 +112,7 @@ def with_difficulty(spec: tuple[ClientSpec, ...], **knobs: float) -> tuple[Clien
     return tuple(replace(c, difficulty=replace(c.difficulty, **knobs)) for c in spec)
 
 
-def _as_spec(spec: Any) -> tuple[ClientSpec, ...]:
+def _as_spec(spec: SpecLike) -> tuple[ClientSpec, ...]:
     if spec is None:
         return default_clients()
     if isinstance(spec, str):
@@ -167,8 +166,7 @@ def _generate_client(out_dir: str, client: ClientSpec, seed: int) -> dict[str, A
     for split, folder in SPLIT_FOLDERS.items():
         os.makedirs(os.path.join(out_dir, client.name, folder))
     for frame, (split, pid, cam, look) in enumerate(plan):
-        pixels = render_image(rng, looks[look], cams[cam], client.height, client.width,
-                              diff.pose_jitter, diff.occlusion_prob, diff.view_change_prob)
+        pixels = render_image(rng, looks[look], cams[cam], client.height, client.width, diff)
         path = os.path.join(out_dir, client.name, SPLIT_FOLDERS[split], _file_name(pid, cam, frame))
         Image.fromarray(pixels).save(path, format="PNG", compress_level=1)
         counts[split] += 1
@@ -185,7 +183,7 @@ def _generate_client(out_dir: str, client: ClientSpec, seed: int) -> dict[str, A
     }
 
 
-def generate_federation(out_dir: str | os.PathLike[str], seed: int = 0, spec: Any = None,
+def generate_federation(out_dir: str | os.PathLike[str], seed: int = 0, spec: SpecLike = None,
                         overwrite: bool = False) -> dict[str, Any]:
     """Write a synthetic federation in Market-1501 layout, one folder per client.
 

@@ -1,0 +1,45 @@
+"""Make sure the embedded synthetic federation exists (generated once, atomically)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from .synth import FEDERATION_FILE, synth_main
+
+
+def ensure_federation(root: str | os.PathLike, seed: int = 0, preset: str = "demo") -> Path:
+    """Generate `preset` under `root` unless a matching federation is already there.
+
+    Generation goes to a temporary sibling folder that is renamed into place, so
+    processes that race (simulated clients, a restarted server) never see half a set.
+    """
+    root = Path(root)
+    marker = root / FEDERATION_FILE
+    if marker.exists():
+        info = json.loads(marker.read_text())
+        if info.get("seed") == seed and info.get("preset", preset) == preset:
+            return root
+        raise FileExistsError(
+            f"{root} holds a different synthetic federation (seed {info.get('seed')}); "
+            "delete it or choose another data.root"
+        )
+    root.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.", dir=root.parent))
+    try:
+        synth_main(str(tmp), seed=seed, preset=preset)
+        info = json.loads((tmp / FEDERATION_FILE).read_text())
+        info["preset"] = preset
+        (tmp / FEDERATION_FILE).write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
+        try:
+            os.rename(tmp, root)
+        except OSError:  # another process won the race, or root exists but is incomplete
+            if not (root / FEDERATION_FILE).exists():
+                raise
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return root

@@ -1,0 +1,110 @@
+"""Tests for reid_core.early_stop: Personalized Epoch rules on hand-made sequences."""
+
+from __future__ import annotations
+
+import pytest
+
+from reid_core.config import EarlyStopConfig
+from reid_core.early_stop import EarlyStopper, plateau_rule, precision_rule
+
+
+@pytest.mark.parametrize(
+    ("correct", "sizes", "expected"),
+    [
+        ([15, 16], [16, 16], True),  # second batch all correct
+        ([15, 15, 15], [16, 16, 16], False),  # running 0.9375
+        ([31], [32], True),  # running 0.969 > 0.95
+        ([19], [20], False),  # exactly 0.95 is not above
+        ([31, 0], [32, 32], True),  # fired at batch 1; the flag latches
+        ([0, 99], [1, 100], True),  # sample-weighted 99/101 (mean of batch precisions: 0.495)
+        ([10, 79], [20, 80], False),  # 89/100
+        ([], [], False),
+    ],
+)
+def test_precision_rule(correct, sizes, expected):
+    assert precision_rule(correct, sizes, 0.95) is expected
+
+
+@pytest.mark.parametrize(("correct", "sizes"), [([1], [1, 2]), ([3], [2]), ([0], [0])])
+def test_precision_rule_rejects(correct, sizes):
+    with pytest.raises(ValueError):
+        precision_rule(correct, sizes, 0.95)
+
+
+@pytest.mark.parametrize(
+    ("losses", "patience", "expected"),
+    [
+        ([1.0, 0.5, 0.499], 1, True),  # 0.2% improvement < 1%
+        ([1.0, 0.5], 1, False),  # 50% improvement
+        ([1.0], 1, False),  # not enough epochs
+        ([1.0, 0.5, 0.499, 0.6], 2, True),  # 0.2%, then worse than the best
+        ([1.0, 0.5, 0.499, 0.45], 2, False),  # last epoch improved 9.8%
+        ([1.0, 0.5, 0.499], 2, False),  # epoch 1 improved 50%
+    ],
+)
+def test_plateau_rule(losses, patience, expected):
+    assert plateau_rule(losses, patience, 0.01) is expected
+
+
+def test_plateau_rule_rejects_zero_patience():
+    with pytest.raises(ValueError, match="patience"):
+        plateau_rule([1.0, 1.0], 0, 0.01)
+
+
+def run_epochs(stopper: EarlyStopper, epochs: list[list[tuple[int, int, float]]]) -> list[bool]:
+    decisions = []
+    for batches in epochs:
+        for correct, size, loss in batches:
+            stopper.update_batch(correct, size, loss)
+        decisions.append(stopper.end_epoch())
+    return decisions
+
+
+def test_rule_none_runs_all_epochs():
+    stopper = EarlyStopper(EarlyStopConfig(rule="none"), max_epochs=3)
+    assert run_epochs(stopper, [[(16, 16, 0.1)]] * 3) == [False, False, True]
+    assert stopper.epochs_run == 3 and not stopper.stopped_early
+
+
+def test_precision_stopper_stops_after_confident_epoch():
+    stopper = EarlyStopper(EarlyStopConfig(rule="precision"), max_epochs=5)
+    decisions = run_epochs(stopper, [[(8, 16, 2.0), (9, 16, 1.8)], [(10, 16, 1.0), (16, 16, 0.5)]])
+    assert decisions == [False, True]
+    assert stopper.epochs_run == 2 and stopper.stopped_early
+    assert stopper.epoch_losses == [pytest.approx(1.9), pytest.approx(0.75)]
+    assert stopper.epoch_precisions == [pytest.approx(17 / 32), pytest.approx(26 / 32)]
+
+
+def test_min_epochs_delays_the_stop():
+    stopper = EarlyStopper(EarlyStopConfig(rule="precision", min_epochs=2), max_epochs=5)
+    assert run_epochs(stopper, [[(16, 16, 0.1)], [(16, 16, 0.1)]]) == [False, True]
+
+
+def test_precision_state_resets_each_epoch():
+    """Only the closing epoch's batches count: a perfect epoch 1 does not stop epoch 2."""
+    stopper = EarlyStopper(EarlyStopConfig(rule="precision", min_epochs=2), max_epochs=3)
+    assert run_epochs(stopper, [[(16, 16, 0.1)], [(1, 16, 0.1)]]) == [False, False]
+
+
+def test_plateau_stopper():
+    stopper = EarlyStopper(EarlyStopConfig(rule="plateau", patience=1, min_delta=0.01), max_epochs=10)
+    assert run_epochs(stopper, [[(0, 4, 2.0)], [(0, 4, 1.0)], [(0, 4, 0.999)]]) == [False, False, True]
+    assert stopper.stopped_early
+
+
+def test_stop_at_max_epochs_is_not_early():
+    stopper = EarlyStopper(EarlyStopConfig(rule="precision"), max_epochs=1)
+    assert run_epochs(stopper, [[(16, 16, 0.1)]]) == [True]
+    assert not stopper.stopped_early
+
+
+@pytest.mark.parametrize(("rule", "max_epochs", "message"), [("loss", 3, "rule"), ("none", 0, "max_epochs")])
+def test_stopper_rejects_bad_config(rule, max_epochs, message):
+    with pytest.raises(ValueError, match=message):
+        EarlyStopper(EarlyStopConfig(rule=rule), max_epochs=max_epochs)
+
+
+def test_update_batch_rejects_bad_counts():
+    stopper = EarlyStopper(EarlyStopConfig(), max_epochs=1)
+    with pytest.raises(ValueError):
+        stopper.update_batch(5, 4, 0.1)

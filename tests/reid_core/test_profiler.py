@@ -1,0 +1,176 @@
+"""Tests for reid_core.profiler: merge amounts, identity estimate, Profiler state."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from reid_core import profiler as profiler_module
+from reid_core.config import ClusterConfig
+from reid_core.profiler import (
+    Profiler,
+    estimate_num_identities,
+    fixed_merge_amount,
+    merge_schedule,
+    personalized_merge_amount,
+)
+
+
+def identities(num_ids: int, low: int, high: int, noise: float = 0.5, cam_shift: float = 0.0, seed: int = 0):
+    """Gaussian identities of low..high images in d=64, 4 cameras; returns (feats, ids, cams).
+
+    Centres ~ N(0, I), images = centre + noise * N(0, I) (+ a shift per camera).
+    """
+    rng = np.random.default_rng(seed)
+    ids = np.repeat(np.arange(num_ids), rng.integers(low, high + 1, num_ids))
+    cams = rng.integers(0, 4, len(ids))
+    feats = (rng.standard_normal((num_ids, 64))[ids] + cam_shift * rng.standard_normal((4, 64))[cams]
+             + noise * rng.standard_normal((len(ids), 64)))
+    feats /= np.linalg.norm(feats, axis=1, keepdims=True)
+    return feats.astype(np.float32), ids, cams
+
+
+# ---- merge amounts -----------------------------------------------------------------
+
+@pytest.mark.parametrize(
+    ("n", "mp", "expected"), [(12936, 0.05, 646), (632, 0.05, 31), (100, 0.29, 29), (0, 0.05, 0)]
+)
+def test_fixed_merge_amount(n, mp, expected):
+    assert fixed_merge_amount(n, mp) == expected
+
+
+@pytest.mark.parametrize(("args", "message"), [((-1, 0.05), "num_images"), ((10, 1.5), "merge_percent")])
+def test_fixed_merge_amount_rejects(args, message):
+    with pytest.raises(ValueError, match=message):
+        fixed_merge_amount(*args)
+
+
+@pytest.mark.parametrize(
+    ("clusters", "target", "left", "expected"),
+    [(8, 2, 3, 2), (6, 2, 2, 2), (4, 2, 1, 2), (10, 3, 3, 2), (3, 5, 2, 0), (5, 5, 1, 0), (100, 1, 1, 99)],
+)
+def test_personalized_merge_amount(clusters, target, left, expected):
+    """Poster example 8 -> 6 -> 4 -> 2 with 2 merges per round; never below target."""
+    assert personalized_merge_amount(clusters, target, left) == expected
+
+
+@pytest.mark.parametrize(
+    ("args", "message"), [((5, 2, 0), "rounds_left"), ((0, 2, 1), ">= 1"), ((5, 0, 1), ">= 1")]
+)
+def test_personalized_merge_amount_rejects(args, message):
+    with pytest.raises(ValueError, match=message):
+        personalized_merge_amount(*args)
+
+
+def test_fixed_schedule_over_merges_viper():
+    """VIPeR, 632 images, 19 steps of 31: 43 clusters left for 316 identities."""
+    schedule = merge_schedule(632, 19, "fixed", 0.05)
+    assert schedule == [31] * 19 and 632 - sum(schedule) == 43
+
+
+def test_fixed_schedule_keeps_one_cluster():
+    assert merge_schedule(10, 4, "fixed", 0.4) == [4, 4, 1, 0]
+
+
+@pytest.mark.parametrize(
+    ("n", "target", "steps"), [(632, 316, 19), (248, 59, 19), (12936, 751, 19), (10, 9, 19)]
+)
+def test_personalized_schedule_ends_at_target(n, target, steps):
+    schedule = merge_schedule(n, steps, "personalized", target_clusters=target)
+    assert n - sum(schedule) == target
+    assert max(schedule) - min(schedule) <= 1 and all(m >= 0 for m in schedule)
+
+
+def test_schedule_rejects_bad_mode():
+    with pytest.raises(ValueError, match="mode"):
+        merge_schedule(10, 2, "adaptive")
+    with pytest.raises(ValueError, match="target_clusters"):
+        merge_schedule(10, 2, "personalized")
+
+
+# ---- identity estimate -------------------------------------------------------------
+
+@pytest.mark.parametrize(
+    ("num_ids", "low", "high"), [(8, 2, 20), (40, 2, 20), (120, 2, 10), (150, 2, 2), (60, 1, 30)]
+)
+def test_estimate_exact_when_identities_separate(num_ids, low, high):
+    feats, _, _ = identities(num_ids, low, high, noise=0.4, seed=num_ids)
+    assert estimate_num_identities(feats) == num_ids
+
+
+@pytest.mark.parametrize(("num_ids", "low", "high"), [(150, 2, 2), (100, 2, 6), (60, 2, 20)])
+def test_estimate_within_20_percent_on_overlapping_identities(num_ids, low, high):
+    """Noise 0.8 in d=64: some images are nearer another identity than their own."""
+    feats, _, _ = identities(num_ids, low, high, noise=0.8, seed=num_ids)
+    assert abs(estimate_num_identities(feats) - num_ids) <= 0.2 * num_ids
+
+
+def test_camera_ids_remove_camera_split():
+    """A camera shift splits identities per camera unless camera means are removed."""
+    feats, _, cams = identities(50, 4, 16, noise=0.5, cam_shift=1.0, seed=4)
+    assert estimate_num_identities(feats) > 150  # about one cluster per (identity, camera)
+    assert abs(estimate_num_identities(feats, camids=cams) - 50) <= 2
+
+
+def test_estimate_rejects_bad_camids():
+    feats, _, _ = identities(5, 2, 3)
+    with pytest.raises(ValueError, match="camids"):
+        estimate_num_identities(feats, camids=np.zeros(3))
+
+
+def test_estimate_tiny_inputs():
+    assert estimate_num_identities(np.eye(2, dtype=np.float32)) == 2
+
+
+# ---- Profiler -----------------------------------------------------------------------
+
+def test_fixed_profiler_uses_image_count():
+    prof = Profiler(ClusterConfig(mode="fixed", merge_percent=0.05), total_merge_steps=19)
+    assert prof.num_merge(0, 100) == 5  # round 0: every image is a cluster
+    assert prof.num_merge(1, 95) == 5
+    assert prof.num_merge(18, 3) == 2  # capped at C - 1
+    assert prof.num_merge(19, 10) == 0  # past the last merge step
+
+
+def test_personalized_profiler_with_known_identities():
+    prof = Profiler(ClusterConfig(mode="personalized", num_identities=40), total_merge_steps=3)
+    assert [prof.num_merge(0, 100), prof.num_merge(1, 80), prof.num_merge(2, 60)] == [20, 20, 20]
+
+
+def test_personalized_profiler_estimates_once_and_restores(monkeypatch):
+    calls = []
+
+    def fake_estimate(features, camids=None):
+        calls.append(len(features))
+        return 10
+
+    monkeypatch.setattr(profiler_module, "estimate_num_identities", fake_estimate)
+    feats = np.zeros((100, 4), dtype=np.float32)
+    prof = Profiler(ClusterConfig(mode="personalized"), total_merge_steps=3)
+    assert prof.num_merge(0, 100, features=feats) == 30
+    assert prof.num_merge(1, 70, features=feats) == 30
+    assert calls == [100]
+    restored = Profiler(ClusterConfig(mode="personalized"), total_merge_steps=3)
+    restored.load_state_dict(prof.state_dict())
+    assert restored.state_dict() == {"num_images": 100, "estimated_identities": 10}
+    assert restored.num_merge(2, 40) == 30  # no features needed any more
+    assert calls == [100]
+
+
+def test_personalized_profiler_needs_features_or_count():
+    prof = Profiler(ClusterConfig(mode="personalized"), total_merge_steps=3)
+    with pytest.raises(ValueError, match="features"):
+        prof.num_merge(0, 50)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "steps", "message"), [({"mode": "auto"}, 3, "mode"), ({}, 0, "total_merge_steps")]
+)
+def test_profiler_rejects_bad_config(kwargs, steps, message):
+    with pytest.raises(ValueError, match=message):
+        Profiler(ClusterConfig(**kwargs), total_merge_steps=steps)
+
+
+def test_profiler_rejects_unknown_state():
+    with pytest.raises(ValueError, match="unknown"):
+        Profiler(ClusterConfig(), 3).load_state_dict({"mystery": 1})
