@@ -61,14 +61,14 @@ def cmd_synth(args: Sequence[str]) -> int:
 
 def cmd_simulate(args: Sequence[str]) -> int:
     """Start a private simulation SuperLink, `flwr run` the app, check the run's status."""
+    own, rest = _split(args)
+    experiment = own.get("experiment", "demo")
+    settings = _settings_or_exit([f"experiment={experiment}", *rest])  # refuse bad values first
+
     from reid_core.data.federation import ensure_federation
     from reid_core.report import markdown_table
 
     from .launcher import submit, superlink, write_run_config
-
-    own, rest = _split(args)
-    experiment = own.get("experiment", "demo")
-    settings = _settings_or_exit([f"experiment={experiment}", *rest])
     # Absolute paths: Flower's processes do not run in this working directory.
     rest = [*rest, f"run_dir={settings.run_dir}", f"data.root={settings.data_root}"]
     if settings.model.weights not in (None, "torchvision"):

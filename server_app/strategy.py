@@ -192,7 +192,8 @@ class FedUReIDStrategy(FedAvg):
         for n in names:
             self.state.client_arrays[n] = accepted[n][0]
             self.state.client_examples[n] = int(accepted[n][1]["num-examples"])
-            record["clients"].setdefault(n, {}).update(accepted[n][1])
+            # metrics.json contract spells it num_examples; Flower's weighting key is num-examples
+            record["clients"].setdefault(n, {}).update({**accepted[n][1], "num_examples": int(weights[names.index(n)])})
         total = float(sum(weights))
         mean = {
             k: sum(accepted[n][1][k] * w for n, w in zip(names, weights)) / total
@@ -213,9 +214,9 @@ class FedUReIDStrategy(FedAvg):
                 record["rejected"].append({"client": name, "reason": problem, "phase": "evaluate"})
                 continue
             metrics = dict(next(iter(reply.content.metric_records.values())))
-            record["clients"].setdefault(name, {}).update(
-                {k: float(metrics[k]) for k in EVAL_KEYS if k in metrics}
-            )
+            evaluation = {k: float(v) for k, v in metrics.items() if k != "num-examples"}
+            evaluation["num_queries"] = int(metrics["num-examples"])
+            record["clients"].setdefault(name, {}).update(evaluation)
         record["wall_s"] = round(time.time() - self._round_started, 3)
         self.state.round = rnd
         if self.checkpoint_dir:
