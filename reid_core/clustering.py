@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 
 import numpy as np
 
@@ -226,6 +227,8 @@ def _merge_from_candidates(
     cost = _pair_costs(sq_dist, point_size[first] + point_size[second], lam)
     order = np.lexsort((second, first, cost))
     pos, parent = _find_stop(labels[first[order]], labels[second[order]], num_merge, num_clusters)
+    if pos < 0:  # cannot happen: the float32 prefix is inside the exact set; stay safe
+        return math.inf, None, len(pair_key)
     return float(cost[order[pos]]), parent, len(pair_key)
 
 
@@ -256,7 +259,8 @@ def buc_merge(
     backend : str
         k-NN backend, see :func:`reid_core.knn.knn_search`.
     stats : dict, optional
-        Filled with ``searches`` (passes), ``refined_queries`` and ``exact_pairs``.
+        Filled with ``searches`` (passes), ``refined_queries``, ``exact_pairs`` and
+        ``search_s`` (seconds spent in k-NN searches).
 
     Returns
     -------
@@ -283,9 +287,11 @@ def buc_merge(
     depth = _initial_depth(point_size, base_k, num_points)
     table: dict = {}
     pending = np.arange(num_points)
-    searches, refined = 0, 0
+    searches, refined, search_s = 0, 0, 0.0
     while True:
+        started = time.perf_counter()
         _search_into(table, features, pending, depth, backend)
+        search_s += time.perf_counter() - started
         searches += 1
         stop_cost, parent, exact_pairs = _merge_from_candidates(
             table, features, labels, point_size, num_merge, len(sizes), lam, shift, margin
@@ -301,7 +307,7 @@ def buc_merge(
         depth[pending] = np.minimum(2 * depth[pending], num_points - 1)
         logger.debug("buc_merge: %d queries need a deeper search", len(pending))
     if stats is not None:
-        stats.update(searches=searches, refined_queries=refined, exact_pairs=exact_pairs)
+        stats.update(searches=searches, refined_queries=refined, exact_pairs=exact_pairs, search_s=search_s)
     return _labels_from_parents(parent, labels)
 
 

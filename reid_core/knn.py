@@ -137,8 +137,9 @@ def search_base(
 
     Parameters
     ----------
-    queries : np.ndarray, shape (Q, d), C-contiguous float32
-    base : np.ndarray, shape (N, d), C-contiguous float32
+    queries : np.ndarray, shape (Q, d)
+    base : np.ndarray, shape (N, d)
+        Both used as C-contiguous float32 (copied only when they are not).
     k : int
         1 <= k <= N.
     backend : str
@@ -150,6 +151,12 @@ def search_base(
     idx : np.ndarray, shape (Q, k), int64
     """
     backend = resolve_backend(backend)
+    queries = np.ascontiguousarray(queries, dtype=np.float32)
+    base = np.ascontiguousarray(base, dtype=np.float32)
+    if not 1 <= k <= len(base):
+        raise ValueError(f"k must be in 1..{len(base)} (rows of base), got {k}")
+    if queries.ndim != 2 or base.ndim != 2 or queries.shape[1] != base.shape[1]:
+        raise ValueError(f"queries {queries.shape} and base {base.shape} must be 2-D with equal d")
     if backend == "torch":
         return _search_torch(queries, base, k)
     faiss = _import_faiss()

@@ -1,4 +1,4 @@
-"""`fedureid` command: synth | simulate | standalone | bench.
+"""`fedureid` command: synth | simulate | standalone | bench | ablation | show | rank.
 
 Arguments are Hydra-style `key=value` overrides; bad values are refused before any
 training with a message naming the key (exit code 2).
@@ -20,7 +20,13 @@ commands:
   synth       out=DIR [seed=S] [preset=demo|smoke]   generate the synthetic federation
   simulate    [experiment=NAME] [run_dir=DIR] [key=value ...]   Flower simulation, offline
   standalone  data=DIR [run_dir=DIR] [experiment=NAME] [key=value ...]   BUC on one dataset alone
-  bench       clustering|evaluation [options]          speed benchmarks (ratios in one run)
+  bench       clustering|evaluation|round [options]    speed benchmarks (ratios in one run)
+  ablation    experiment=NAME run_dir=DIR [variants=[baseline,pe,...]] [examples=3] [key=value ...]
+              standalone + baseline/pc/pe/pc_pe/pu/fedureid on the same clients: tables, curves
+  show        checkpoint=RUN_DIR/checkpoint data=DIR [client=NAME] [query=INDEX|FILE] [k=10]
+              [model=personalized|client|global] out=FILE.png   one query's top-k, framed green/red
+  rank        checkpoint=... query=QUERY_DIR gallery=GALLERY_DIR [client=NAME] [k=10]
+              [model=personalized|client|global] out=ranking.csv   rank a gallery with a trained model
 """
 
 
@@ -123,16 +129,136 @@ def cmd_standalone(args: Sequence[str]) -> int:
 
 
 def cmd_bench(args: Sequence[str]) -> int:
-    if not args or args[0] not in ("clustering", "evaluation"):
-        raise SystemExit(f"error: bench clustering|evaluation\n\n{USAGE}")
+    if not args or args[0] not in ("clustering", "evaluation", "round"):
+        raise SystemExit(f"error: bench clustering|evaluation|round\n\n{USAGE}")
     if args[0] == "clustering":
         from reid_core.bench.clustering import main as bench_main
+    elif args[0] == "round":
+        from reid_core.bench.round import main as bench_main
     else:
         from reid_core.bench.evaluation import main as bench_main
     return int(bench_main(list(args[1:])) or 0)
 
 
-COMMANDS = {"synth": cmd_synth, "simulate": cmd_simulate, "standalone": cmd_standalone, "bench": cmd_bench}
+def _key_values(args: Sequence[str], own_keys: Sequence[str], command: str) -> tuple[dict[str, str], list[str]]:
+    """Split `key=value` arguments into this command's own keys and the rest (Hydra overrides)."""
+    own, rest = {}, []
+    for a in args:
+        key, sep, value = a.partition("=")
+        if not sep:
+            raise SystemExit(f"error: {command}: expected key=value, got '{a}'\n\n{USAGE}")
+        if key in own_keys:
+            own[key] = value
+        else:
+            rest.append(a)
+    return own, rest
+
+
+def _subprocess_runner(args: Sequence[str], log_file: Path) -> int:
+    """Run one `fedureid` command in a fresh process; output goes to `log_file`."""
+    import subprocess
+
+    print(f"  $ fedureid {' '.join(args)}   (log: {log_file})", flush=True)
+    with open(log_file, "a") as log:
+        return subprocess.run([sys.executable, "-m", "server_app.cli", *args], stdout=log,
+                              stderr=subprocess.STDOUT, check=False).returncode
+
+
+def cmd_ablation(args: Sequence[str]) -> int:
+    """Standalone BUC and the six federated variants on the same clients and seed."""
+    from dataclasses import replace
+
+    from reid_core.ablation import AblationPlan, parse_variants, run_ablation
+    from reid_core.ablation_report import model_nbytes
+    from reid_core.arrays import model_arrays
+    from reid_core.models import build_model
+
+    own, shared = _key_values(args, ("experiment", "run_dir", "variants", "examples"), "ablation")
+    experiment = own.get("experiment", "demo")
+    if any(o.split("=", 1)[0].lstrip("+~") == "algorithm" for o in shared):
+        raise SystemExit("error: ablation sets algorithm per variant; use variants=[...] instead")
+    run_dir = Path(own.get("run_dir", f"runs/ablation_{experiment}")).resolve()
+    settings = _settings_or_exit([f"experiment={experiment}", *shared, f"run_dir={run_dir}"])
+    try:
+        variants = parse_variants(own.get("variants", "all"))
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    if settings.synth_preset:  # standalone runs read the folders directly
+        from reid_core.data.federation import ensure_federation
+
+        ensure_federation(settings.data_root, seed=settings.synth_seed, preset=settings.synth_preset)
+    shared = [*shared, f"data.root={settings.data_root}"]
+    if settings.model.weights not in (None, "torchvision"):
+        shared.append(f"model.weights={settings.model.weights}")
+    plan = AblationPlan(run_dir=run_dir, experiment=experiment, overrides=tuple(shared),
+                        clients=settings.clients, data_root=settings.data_root, rounds=settings.rounds,
+                        variants=variants)
+    size = model_nbytes(model_arrays(build_model(replace(settings.model, weights=None))))
+    print(f"ablation: {', '.join(variants)} on {', '.join(plan.clients)}, {plan.rounds} rounds -> {run_dir}", flush=True)
+    summary = run_ablation(plan, _subprocess_runner, model_bytes=size)
+    examples = int(own.get("examples", 3))
+    if examples > 0 and "fedureid" in summary["results"]:
+        from reid_core.view import render_retrieval_examples
+
+        pngs = render_retrieval_examples(run_dir / "fedureid", settings.data_root, num_queries=examples)
+        with open(run_dir / "ablation.md", "a") as f:
+            f.write("\n## Retrieval examples (fedureid, personalised models)\n\n")
+            f.write("\n".join(f"![{p.stem}](fedureid/{p.name})" for p in pngs) + "\n")
+    print((run_dir / "ablation.md").read_text())
+    if summary["failed"]:
+        print(f"error: failed or incomplete: {', '.join(summary['failed'])}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _model_kind(own: dict[str, str]) -> str:
+    kind = own.get("model", "personalized")
+    return "personalized" if kind == "personalised" else kind
+
+
+def cmd_show(args: Sequence[str]) -> int:
+    """Draw one query and its top-k gallery matches from a checkpointed model."""
+    from reid_core.view import show_retrieval
+
+    own, rest = _key_values(args, ("checkpoint", "data", "client", "query", "k", "out", "model"), "show")
+    if "checkpoint" not in own or "data" not in own:
+        raise SystemExit(f"error: show needs checkpoint=RUN_DIR/checkpoint data=DIR\n\n{USAGE}")
+    query: int | str = own.get("query", "0")
+    query = int(query) if str(query).lstrip("-").isdigit() else str(query)
+    out = own.get("out", "retrieval.png")
+    try:
+        scores = show_retrieval(own["checkpoint"], own["data"], out, client=own.get("client"), query=query,
+                                k=int(own.get("k", 10)), kind=_model_kind(own), extra_overrides=rest)
+    except (ValueError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(f"rank-1 {scores['rank1']:.1f}  mAP {scores['mAP']:.1f}; written: {out}")
+    return 0
+
+
+def cmd_rank(args: Sequence[str]) -> int:
+    """Rank a gallery folder for every image of a query folder with a trained model."""
+    from reid_core.retrieval import rank_folders
+
+    own, rest = _key_values(args, ("checkpoint", "query", "gallery", "client", "k", "out", "model"), "rank")
+    missing = [k for k in ("checkpoint", "query", "gallery") if k not in own]
+    if missing:
+        raise SystemExit(f"error: rank needs {', '.join(k + '=...' for k in missing)}\n\n{USAGE}")
+    out = own.get("out", "ranking.csv")
+    try:
+        counts = rank_folders(own["checkpoint"], own["query"], own["gallery"], out, client=own.get("client"),
+                              kind=_model_kind(own), k=int(own.get("k", 10)), extra_overrides=rest)
+    except (ValueError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(f"{counts['queries']} queries x top-{counts['k']} of {counts['gallery']} gallery images "
+          f"({counts['skipped']} unreadable skipped) -> {out}")
+    return 0
+
+
+COMMANDS = {"synth": cmd_synth, "simulate": cmd_simulate, "standalone": cmd_standalone, "bench": cmd_bench,
+            "ablation": cmd_ablation, "show": cmd_show, "rank": cmd_rank}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

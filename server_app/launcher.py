@@ -1,7 +1,8 @@
-"""Start Flower's own processes (SuperLink, SuperNodes) and submit runs with `flwr run`.
+"""Start Flower's own processes (SuperLink, SuperNodes, SuperExecs) and submit runs with `flwr run`.
 
-Used by `fedureid simulate` and the deployment tests. Every process started here
-is stopped by the context manager that started it, also on errors.
+Used by `fedureid simulate` and the deployment tests; the `*_command` builders also define
+the container commands in docker/ (tests/deploy/test_compose.py compares them). Every
+process started here is stopped by the context manager that started it, also on errors.
 """
 
 from __future__ import annotations
@@ -296,8 +297,9 @@ def supernode(link: SuperLink, work_dir: str | os.PathLike, name: str,
               isolation: str = "subprocess", wait: bool = True) -> Iterator[SuperNode]:
     """Run one SuperNode against `link` with its own FLWR_HOME, Runtime API port and log.
 
-    With `wait`, block until its Runtime API listens (it then has joined the federation);
-    without, return at once (e.g. to watch a refused node exit).
+    With `wait`, block until its Runtime API listens; it may still be connecting to the
+    SuperLink then (`list_supernodes` shows it online). Without, return at once (e.g. to
+    watch a refused node exit).
     """
     work = Path(work_dir) / name
     port = free_port()

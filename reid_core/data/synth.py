@@ -201,8 +201,9 @@ def generate_federation(out_dir: str | os.PathLike[str], seed: int = 0, spec: Sp
     Returns
     -------
     dict
-        The content of `<out_dir>/federation.json`: seed, image size and per-client
-        #ids, #images, #cameras (ground truth; not for training code).
+        The content of `<out_dir>/federation.json`: seed, preset name (None for an
+        explicit spec) and per client #ids, #images, #cameras and the full spec
+        (ground truth; not for training code).
     """
     clients = _as_spec(spec)
     out_dir = os.fspath(out_dir)
@@ -217,6 +218,7 @@ def generate_federation(out_dir: str | os.PathLike[str], seed: int = 0, spec: Sp
         "generator_version": GENERATOR_VERSION,
         "seed": int(seed),
         "layout": "market1501",
+        "preset": spec if isinstance(spec, str) else None,
         "clients": [_generate_client(out_dir, c, int(seed)) for c in clients],
     }
     with open(os.path.join(out_dir, FEDERATION_FILE), "w", encoding="utf-8") as f:
@@ -228,4 +230,5 @@ def generate_federation(out_dir: str | os.PathLike[str], seed: int = 0, spec: Sp
 
 def synth_main(out: str, seed: int, preset: str = "demo", overwrite: bool = False) -> dict[str, Any]:
     """CLI entry: generate preset `preset` ('smoke' | 'demo' | 'default') under `out`."""
-    return generate_federation(out, seed=seed, spec=preset_clients(preset), overwrite=overwrite)
+    preset_clients(preset)  # unknown name -> ValueError before anything is written
+    return generate_federation(out, seed=seed, spec=preset, overwrite=overwrite)

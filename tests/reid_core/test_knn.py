@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from reid_core import knn
-from reid_core.knn import faiss_info, faiss_worker_init, knn_search, resolve_backend
+from reid_core.knn import faiss_info, faiss_worker_init, knn_search, resolve_backend, search_base
 
 BACKENDS = ["torch"] + (["faiss-cpu"] if knn._import_faiss() is not None else [])
 
@@ -61,6 +61,16 @@ def test_bad_arguments(k, queries, backend, message):
     feats = np.zeros((20, 4), dtype=np.float32)
     with pytest.raises(ValueError, match=message):
         knn_search(feats, k, queries_idx=queries, backend=backend)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_search_base_finds_the_query_itself(backend):
+    base = np.arange(12, dtype=np.float64).reshape(6, 2)  # float64 input is converted
+    dist, idx = search_base(base[[0, 5]], base, 2, backend=backend)
+    np.testing.assert_array_equal(idx, [[0, 1], [5, 4]])
+    np.testing.assert_allclose(dist, [[0, 8], [0, 8]], atol=1e-5)
+    with pytest.raises(ValueError, match="k must"):
+        search_base(base, base, 7, backend=backend)
 
 
 def test_faiss_gpu_without_gpu_is_a_clear_error():

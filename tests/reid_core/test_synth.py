@@ -20,7 +20,6 @@ from reid_core.data import (
     generate_federation,
     preset_clients,
     read_market_layout,
-    smoke_clients,
     synth_main,
     with_difficulty,
 )
@@ -44,9 +43,9 @@ def smoke_dir(tmp_path_factory) -> Path:
 
 
 def test_same_seed_same_bytes_other_seed_differs(tmp_path, smoke_dir):
-    """Generation is deterministic in the seed."""
-    generate_federation(tmp_path / "again", seed=0, spec=smoke_clients())
-    generate_federation(tmp_path / "other", seed=1, spec=smoke_clients())
+    """Generation is deterministic in the seed (smoke_dir: seed 0 via synth_main)."""
+    generate_federation(tmp_path / "again", seed=0, spec="smoke")
+    generate_federation(tmp_path / "other", seed=1, spec="smoke")
     assert tree_digest(tmp_path / "again") == tree_digest(smoke_dir)
     assert tree_digest(tmp_path / "other") != tree_digest(smoke_dir)
 
@@ -54,7 +53,7 @@ def test_same_seed_same_bytes_other_seed_differs(tmp_path, smoke_dir):
 def test_smoke_layout_is_valid_market(smoke_dir):
     """Readable layout, disjoint train/test ids, cross-camera match for every query."""
     truth = json.loads((smoke_dir / FEDERATION_FILE).read_text())
-    assert truth["seed"] == 0
+    assert truth["seed"] == 0 and truth["preset"] == "smoke"
     assert [c["name"] for c in truth["clients"]] == ["edge_a", "edge_b", "edge_c"]
     total = 0
     for client in truth["clients"]:

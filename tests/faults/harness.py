@@ -1,0 +1,223 @@
+"""An in-process Flower federation for fault and privacy tests.
+
+The real ServerApp `main` (strategy, checkpoint, outputs) drives the real ClientApp
+of each edge through `InProcessGrid`. Every message crosses Flower's own wire format
+(deflate -> bytes -> inflate) and is recorded as it left its sender, so tests can
+inspect exactly what an edge sent. Edges run in a worker thread named after the edge,
+which lets `LogCapture` tell server-side log records from edge-side ones.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from flwr.app import Context, Error, Message, RecordDict
+from flwr.common.constant import ErrorCode
+from flwr.serverapp import Grid
+from flwr.supercore.inflatable.inflatable_object import get_all_nested_objects
+from flwr.supercore.inflatable.inflatable_utils import inflate_object_from_contents
+
+import client_app.app as client_app_module
+
+EDGE_THREAD_PREFIX = "edge-"
+# What a SuperLink answers for a node that missed its heartbeats (flwr's NODE_UNAVAILABLE).
+NODE_UNAVAILABLE_REASON = "Error: Node Unavailable (test: the edge is offline)"
+
+Tamper = Callable[[Message, Message], Message]  # (request as delivered, honest reply) -> reply sent
+
+
+class ServerKilled(RuntimeError):
+    """Raised inside the ServerApp to simulate its process dying."""
+
+
+def over_the_wire(msg: Message) -> tuple[Message, int]:
+    """Serialise `msg` with Flower's object format and rebuild it; returns (copy, bytes)."""
+    contents = {oid: obj.deflate() for oid, obj in get_all_nested_objects(msg).items()}
+    size = sum(len(c) for c in contents.values())
+    copy = inflate_object_from_contents(msg.object_id, contents)
+    return copy, size
+
+
+@dataclass
+class Edge:
+    """One SuperNode: a stable client name, a (changeable) node_id and its Context."""
+
+    name: str
+    node_id: int
+    context: Context
+    online: bool = True
+    tamper: Tamper | None = None
+
+
+@dataclass
+class Exchange:
+    """One message to an edge and what came back, each as its receiver got it."""
+
+    edge: str
+    node_id: int
+    message_type: str
+    server_round: int | None
+    request: Message
+    reply: Message | None
+    reply_bytes: int = 0
+
+
+@dataclass
+class InProcessGrid(Grid):
+    """A Grid whose nodes run `client_app.app.app` in this process, one message at a time."""
+
+    edges: list[Edge]
+    run_id: int = 1
+    exchanges: list[Exchange] = field(default_factory=list)
+    # Called before each train/evaluate batch is sent as (message_type, server_round); may
+    # flip edges online/offline or raise ServerKilled.
+    before_send: Callable[[str, int], None] | None = None
+    # Called after a batch's replies arrived, before the ServerApp sees them.
+    after_replies: Callable[[str, int], None] | None = None
+
+    def __post_init__(self) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=EDGE_THREAD_PREFIX)
+
+    def edge(self, name: str) -> Edge:
+        return next(e for e in self.edges if e.name == name)
+
+    # ---- Grid API -------------------------------------------------------------------
+    def set_run(self, run) -> None:  # noqa: D102 (not used by the Message API strategies)
+        pass
+
+    @property
+    def run(self):  # noqa: D102
+        raise NotImplementedError
+
+    def create_message(self, content, message_type, dst_node_id, group_id, ttl=None):  # noqa: D102
+        return Message(content, dst_node_id, message_type, ttl=ttl, group_id=group_id)
+
+    def get_node_ids(self) -> Iterable[int]:
+        return [e.node_id for e in self.edges if e.online]
+
+    def push_messages(self, messages):  # noqa: D102
+        raise NotImplementedError("use send_and_receive")
+
+    def pull_messages(self, message_ids):  # noqa: D102
+        raise NotImplementedError("use send_and_receive")
+
+    def send_and_receive(self, messages: Iterable[Message], *, timeout: float | None = None) -> list[Message]:
+        messages = list(messages)
+        kinds = {m.metadata.message_type for m in messages}
+        rnd = _server_round(messages[0]) if messages else None
+        batch = next(iter(kinds)) if len(kinds) == 1 else "mixed"
+        if self.before_send and rnd is not None:
+            self.before_send(batch, rnd)
+        replies = []
+        for msg in messages:
+            reply = self._deliver(msg)
+            if reply is not None:
+                replies.append(reply)
+        if self.after_replies and rnd is not None:
+            self.after_replies(batch, rnd)
+        return replies
+
+    # ---- one message ------------------------------------------------------------------
+    def _deliver(self, msg: Message) -> Message | None:
+        by_node = {e.node_id: e for e in self.edges}
+        edge = by_node.get(msg.metadata.dst_node_id)
+        msg.metadata.__dict__["_message_id"] = uuid.uuid4().hex  # the SuperLink assigns one
+        delivered, _ = over_the_wire(msg)
+        delivered.metadata.__dict__["_message_id"] = msg.metadata.message_id
+        if edge is None or not edge.online:
+            reply = Message(Error(code=ErrorCode.NODE_UNAVAILABLE, reason=NODE_UNAVAILABLE_REASON),
+                            reply_to=delivered)
+            received, size, name = reply, 0, edge.name if edge else "?"
+        else:
+            name = edge.name
+            reply = self._pool.submit(_run_client_app, delivered, edge).result()
+            received, size = over_the_wire(reply)
+        self.exchanges.append(Exchange(name, msg.metadata.dst_node_id, msg.metadata.message_type,
+                                       _server_round(msg), delivered, received, size))
+        return received
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+
+
+def _server_round(msg: Message) -> int | None:
+    if not msg.has_content() or "config" not in msg.content.config_records:
+        return None
+    value = msg.content["config"].get("server-round")
+    return None if value is None else int(value)
+
+
+def _run_client_app(delivered: Message, edge: Edge) -> Message:
+    """What a SuperNode does: run the ClientApp; an exception becomes an error reply."""
+    threading.current_thread().name = EDGE_THREAD_PREFIX + edge.name
+    try:
+        reply = client_app_module.app(delivered, edge.context)
+    except Exception as ex:  # noqa: BLE001 (same wording as flwr's run_clientapp)
+        reason = str(type(ex)) + ":<'" + str(ex) + "'>"
+        return Message(Error(code=ErrorCode.CLIENT_APP_RAISED_EXCEPTION, reason=reason), reply_to=delivered)
+    if edge.tamper is not None:
+        reply = edge.tamper(delivered, reply)
+    return reply
+
+
+def edge_context(name: str, node_id: int, data_dir: Path, state_dir: Path, run_config: dict) -> Context:
+    """A deployment-style SuperNode context (client-name, data-dir, state-dir)."""
+    node_config = {"client-name": name, "data-dir": str(data_dir), "state-dir": str(state_dir)}
+    return Context(run_id=1, node_id=node_id, node_config=node_config, state=RecordDict(),
+                   run_config=dict(run_config))
+
+
+def server_context(run_config: dict) -> Context:
+    return Context(run_id=1, node_id=0, node_config={}, state=RecordDict(), run_config=dict(run_config))
+
+
+def run_config(run_dir: Path, clients: list[str], data_root: Path, *extra: str, rounds: int = 2,
+               min_clients: int = 2) -> dict:
+    """Smoke experiment, one local epoch per round: these tests are about the plumbing."""
+    overrides = [f"run_dir={run_dir}", f"data.root={data_root}", "data.synth_preset=null",
+                 f"data.clients=[{','.join(clients)}]", f"rounds={rounds}",
+                 f"federation.min_clients={min_clients}", "train.first_round_epochs=1", "train.epochs=1",
+                 *extra]
+    return {"experiment": "smoke", "overrides": " ".join(overrides), "base-dir": str(run_dir)}
+
+
+@dataclass
+class LogCapture(logging.Handler):
+    """Every log record (flwr's and ours, INFO and up), split by the thread that made it."""
+
+    records: list[logging.LogRecord] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        logging.Handler.__init__(self, level=logging.INFO)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+    def text(self, edge_side: bool) -> str:
+        lines = []
+        for r in self.records:
+            if r.threadName.startswith(EDGE_THREAD_PREFIX) == edge_side:
+                lines.append(f"{r.name} {r.getMessage()}")
+                if r.exc_info:
+                    lines.append(logging.Formatter().formatException(r.exc_info))
+        return "\n".join(lines)
+
+
+@contextmanager
+def capture_logs() -> Iterator[LogCapture]:
+    root = logging.getLogger()
+    handler, level = LogCapture(), root.level
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    try:
+        yield handler
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level)
