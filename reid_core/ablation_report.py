@@ -109,6 +109,8 @@ def communication_markdown(results: Mapping[str, Mapping[str, Any]], model_bytes
              "| method | mu | PU at | up (MB) | down per edge (MB) | down total (MB) | distinct models pushed down |",
              "|---|---|---|---|---|---|---|"]
     seen_pu = False
+    notes = ["", "Each edge uploads and downloads one model per round; Flower's evaluate step sends the "
+             "(personalised) model down once more (another K x model down), metrics up are a few bytes."]
     for v, m in results.items():
         if v == "standalone":
             continue
@@ -124,7 +126,7 @@ def communication_markdown(results: Mapping[str, Mapping[str, Any]], model_bytes
     if seen_pu:
         lines += ["", "Cloud PU builds one personalised model per edge; edge PU broadcasts the global "
                   "model and mu, and each edge mixes with its own last local model (same result)."]
-    return "\n".join(lines)
+    return "\n".join(lines + notes)
 
 
 def plot_ablation_curves(results: Mapping[str, Mapping[str, Any]], clients: Sequence[str],
@@ -134,6 +136,7 @@ def plot_ablation_curves(results: Mapping[str, Mapping[str, Any]], clients: Sequ
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     panels = ["mean", *clients]
     cols = min(len(panels), 4)
@@ -153,6 +156,7 @@ def plot_ablation_curves(results: Mapping[str, Mapping[str, Any]], clients: Sequ
                         linestyle="--" if variant == "standalone" else "-")
         ax.set_title(f"{panel}: {METRIC_LABELS.get(metric, metric)}")
         ax.set_xlabel("round")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
     for ax in list(axes.flat)[len(panels):]:
         ax.axis("off")

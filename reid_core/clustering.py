@@ -61,8 +61,9 @@ def _validate(
         raise ValueError(f"num_merge must be in 0..C-1 = 0..{len(sizes) - 1}, got {num_merge}")
     if not (math.isfinite(lam) and lam >= 0):
         raise ValueError(f"lam must be a finite number >= 0, got {lam}")
-    if not np.isfinite(features).all():
-        raise ValueError("features contain NaN or inf")
+    for start in range(0, len(features), _ROW_CHUNK):  # chunks: no N x d bool temporary
+        if not np.isfinite(features[start : start + _ROW_CHUNK]).all():
+            raise ValueError("features contain NaN or inf")
     return features, labels, sizes
 
 

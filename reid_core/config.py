@@ -29,6 +29,7 @@ class ImageConfig:
     batch_size: int = 16
     eval_batch_size: int = 64
     num_workers: int = 0
+    photometric: float = 0.0  # camera-like colour/brightness augmentation strength (0 = paper)
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ BACKENDS = ("auto", "faiss-gpu", "faiss-cpu", "torch")
 FAISS_DISTRIBUTIONS = ("faiss-cpu", "faiss-gpu", "faiss-gpu-cu11", "faiss-gpu-cu12", "faiss")
 _GPU_MAX_K = 2048  # faiss GPU flat search limit
 _TORCH_CHUNK_BYTES = 64 * 2**20  # size of one (queries x database) distance block
+_QUERY_CHUNK_BYTES = 64 * 2**20  # queries copied out of a row subset at once
 
 
 def _import_faiss() -> Any | None:
@@ -202,15 +203,14 @@ def knn_search(
     if not 1 <= k <= num_points - 1:
         raise ValueError(f"k must be in 1..N-1 = 1..{num_points - 1}, got {k}")
     if queries_idx is None:
-        queries, queries_idx = features, np.arange(num_points)
+        queries_idx = np.arange(num_points)
     else:
         queries_idx = np.asarray(queries_idx, dtype=np.int64)
         if queries_idx.ndim != 1 or np.any((queries_idx < 0) | (queries_idx >= num_points)):
             raise ValueError("queries_idx must be a 1-D array of row indices in 0..N-1")
-        queries = features[queries_idx]
     if len(queries_idx) == 0:
         return np.zeros((0, k), np.float32), np.zeros((0, k), np.int64)
-    dist, idx = search_base(queries, features, k + 1, backend)
+    dist, idx = _search_rows(features, queries_idx, k + 1, backend)
     # Drop the query itself; if it is absent (tied duplicates), drop the last column.
     is_self = idx == queries_idx[:, None]
     no_self = ~is_self.any(axis=1)
@@ -220,3 +220,15 @@ def knn_search(
     is_self[np.arange(len(idx)), first_self] = True
     keep = ~is_self
     return dist[keep].reshape(-1, k), idx[keep].reshape(-1, k)
+
+
+def _search_rows(
+    features: np.ndarray, rows: np.ndarray, k: int, backend: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """Search ``features[rows]`` without copying more than ~64 MB of queries at once."""
+    if len(rows) and rows[-1] - rows[0] == len(rows) - 1 and np.all(np.diff(rows) == 1):
+        return search_base(features[rows[0] : rows[-1] + 1], features, k, backend)  # a view
+    chunk = max(1, _QUERY_CHUNK_BYTES // (4 * features.shape[1]))
+    parts = [search_base(features[rows[start : start + chunk]], features, k, backend)
+             for start in range(0, len(rows), chunk)]
+    return np.vstack([d for d, _ in parts]), np.vstack([i for _, i in parts])

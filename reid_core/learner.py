@@ -68,8 +68,10 @@ class EdgeLearner:
             log.warning("%s: skipped %d unusable training image(s), e.g. %s",
                         name, len(self.skipped), next(iter(self.skipped.items())))
         if not self.paths:
-            raise NoUsableData(f"client '{name}': no usable training images in {data_dir} "
-                               f"({len(self.skipped)} unreadable)")
+            # The message travels to the server in Flower's error reply: the folder stays in the local log.
+            log.error("%s: no usable training images in %s", name, data_dir)
+            raise NoUsableData(f"client '{name}': no usable training images "
+                               f"({len(self.skipped)} unreadable); see the edge's log")
         self.data_key = hashlib.sha1("\n".join(self.paths).encode()).hexdigest()
         self.round = 0
         self.labels = np.arange(len(self.paths), dtype=np.int64)

@@ -62,7 +62,7 @@ def train_epochs(
     if len(paths) != len(labels):
         raise ValueError(f"{len(paths)} images but {len(labels)} pseudo-labels")
     gen = seed_everything(seed)
-    dataset = UnlabeledImageDataset(paths, labels.tolist(), train_transform(image_cfg.height, image_cfg.width))
+    dataset = UnlabeledImageDataset(paths, labels.tolist(), train_transform(image_cfg.height, image_cfg.width, image_cfg.photometric))
     loader = DataLoader(
         dataset,
         batch_size=image_cfg.batch_size,

@@ -81,7 +81,7 @@ def render_retrieval(rows: Sequence[RetrievalRow], title: str, out: str | os.Pat
     if not rows:
         raise ValueError("render_retrieval: no rows to draw")
     k = max(len(r.gallery) for r in rows)
-    right, bottom = tile_box(len(rows) - 1, k)[0], tile_box(len(rows) - 1, 0)[3] + LABEL_H + GAP
+    right, bottom = tile_box(len(rows) - 1, k)[2] + GAP, tile_box(len(rows) - 1, 0)[3] + LABEL_H + GAP
     canvas = Image.new("RGB", (max(right, 360), bottom), BACKGROUND)
     draw = ImageDraw.Draw(canvas)
     for i, line in enumerate(title.splitlines()[:2]):

@@ -188,7 +188,9 @@ def cmd_ablation(args: Sequence[str]) -> int:
         from reid_core.data.federation import ensure_federation
 
         ensure_federation(settings.data_root, seed=settings.synth_seed, preset=settings.synth_preset)
-    shared = [*shared, f"data.root={settings.data_root}"]
+    # Absolute paths: the variants' Flower processes do not run in this working directory.
+    shared = [o for o in shared if not o.startswith(("data.root=", "model.weights="))]
+    shared.append(f"data.root={settings.data_root}")
     if settings.model.weights not in (None, "torchvision"):
         shared.append(f"model.weights={settings.model.weights}")
     plan = AblationPlan(run_dir=run_dir, experiment=experiment, overrides=tuple(shared),

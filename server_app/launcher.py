@@ -200,20 +200,35 @@ def submit(link: SuperLink, run_config_file: Path, federation_config: str | None
     run_id = int(json.loads(res.stdout)["run-id"])
     deadline = time.time() + (timeout or 10**9)
     follower = None
-    if stream:  # show the run's logs while it runs
-        follower = subprocess.Popen([_bin("flwr"), "log", str(run_id), link.connection, "--stream"],
-                                    env=link.env, start_new_session=True,
-                                    stdout=open(log, "ab") if log else None, stderr=subprocess.STDOUT)
+    if stream:  # show the run's logs while it runs; `flwr log --stream` returns when the run ends
+        out = open(log, "ab") if log else None  # None: to our stdout
+        try:
+            follower = subprocess.Popen([_bin("flwr"), "log", str(run_id), link.connection, "--stream"],
+                                        env=link.env, start_new_session=True, stdout=out,
+                                        stderr=subprocess.STDOUT)
+        finally:
+            if out is not None:
+                out.close()
     try:
+        last_check = 0.0
         while True:
-            status = run_status(link, run_id)
-            if status.startswith("finished"):
-                time.sleep(1.0)  # let the log follower print the tail
-                return run_id, status
+            # Each `flwr ls` is a Python start-up (~1 CPU-s): while the log follower runs,
+            # its exit says when to look; ask the SuperLink only now and then.
+            following = follower is not None and follower.poll() is None
+            if not following or time.time() - last_check >= 30.0:
+                status = run_status(link, run_id)
+                last_check = time.time()
+                if status.startswith("finished"):
+                    if following:  # let it print the tail
+                        try:
+                            follower.wait(timeout=5.0)
+                        except subprocess.TimeoutExpired:
+                            pass
+                    return run_id, status
             if time.time() > deadline:
                 flwr(link, "stop", str(run_id), link.connection, check=False)
                 return run_id, f"timeout:{status}"
-            time.sleep(2.0)
+            time.sleep(1.0 if following else 2.0)
     finally:
         if follower is not None:
             stop(follower, grace=3)

@@ -156,7 +156,13 @@ class FedUReIDStrategy(FedAvg):
             update = from_record(next(iter(content.array_records.values())))
         except Exception as err:  # malformed payload must not crash the ServerApp
             return f"unreadable arrays: {err}"
-        return check_update(update, self.state.global_arrays)
+        problem = check_update(update, self.state.global_arrays)
+        if problem:
+            return problem
+        for key, ref in self.state.global_arrays.items():  # e.g. complex or int weights break FedAvg
+            if update[key].dtype != ref.dtype:
+                return f"dtype of '{key}' is {update[key].dtype}, expected {ref.dtype}"
+        return None
 
     def _sender(self, reply: Message) -> str:
         node = reply.metadata.src_node_id
@@ -179,7 +185,9 @@ class FedUReIDStrategy(FedAvg):
                 record["rejected"].append({"client": name, "reason": problem, "phase": "train"})
                 continue
             metrics = dict(next(iter(reply.content.metric_records.values())))
-            accepted[name] = (from_record(next(iter(reply.content.array_records.values()))), metrics)
+            update = from_record(next(iter(reply.content.array_records.values())))
+            # in the global model's order: FedAvg pairs arrays by position
+            accepted[name] = ({k: update[k] for k in self.state.global_arrays}, metrics)
         log(INFO, "round %d: aggregating %d update(s) %s", rnd, len(accepted), sorted(accepted))
         if len(accepted) < self.min_clients:
             log(WARNING, "round %d: %d valid update(s) < min_clients=%d; global model kept",

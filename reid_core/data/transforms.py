@@ -52,14 +52,32 @@ class RandomSizedRectCrop:
                 f"scale={self.scale}, aspect={self.aspect}, tries={self.tries})")
 
 
-def train_transform(height: int, width: int) -> T.Compose:
-    """RandomSizedRectCrop + horizontal flip + ToTensor + ImageNet normalisation."""
-    return T.Compose([
-        RandomSizedRectCrop(height, width),
-        T.RandomHorizontalFlip(),
-        T.ToTensor(),
-        T.Normalize(IMAGENET_MEAN, IMAGENET_STD),
-    ])
+class RandomChannelGain:
+    """Multiply each RGB channel by its own factor in [1 - s, 1 + s]: a camera colour cast."""
+
+    def __init__(self, strength: float) -> None:
+        self.strength = strength
+
+    def __call__(self, img: torch.Tensor) -> torch.Tensor:
+        gain = 1.0 + self.strength * (2.0 * torch.rand(3, 1, 1) - 1.0)
+        return (img * gain).clamp_(0.0, 1.0)
+
+
+def train_transform(height: int, width: int, photometric: float = 0.0) -> T.Compose:
+    """RandomSizedRectCrop + horizontal flip (the paper) + optional camera-like photometry.
+
+    `photometric` > 0 adds brightness/contrast/saturation jitter and a per-channel
+    colour cast of that strength: instance-level training then learns to ignore
+    illumination and white balance, which differ between cameras (not in the paper).
+    """
+    steps: list = [RandomSizedRectCrop(height, width), T.RandomHorizontalFlip()]
+    if photometric > 0:
+        steps.append(T.ColorJitter(brightness=photometric, contrast=photometric, saturation=photometric))
+    steps.append(T.ToTensor())
+    if photometric > 0:
+        steps.append(RandomChannelGain(photometric / 2))
+    steps.append(T.Normalize(IMAGENET_MEAN, IMAGENET_STD))
+    return T.Compose(steps)
 
 
 def eval_transform(height: int, width: int) -> T.Compose:

@@ -178,24 +178,12 @@ def server_context(run_config: dict) -> Context:
     return Context(run_id=1, node_id=0, node_config={}, state=RecordDict(), run_config=dict(run_config))
 
 
-def run_config(run_dir: Path, clients: list[str], data_root: Path, *extra: str, rounds: int = 2,
-               min_clients: int = 2) -> dict:
-    """Smoke experiment, one local epoch per round: these tests are about the plumbing."""
-    overrides = [f"run_dir={run_dir}", f"data.root={data_root}", "data.synth_preset=null",
-                 f"data.clients=[{','.join(clients)}]", f"rounds={rounds}",
-                 f"federation.min_clients={min_clients}", "train.first_round_epochs=1", "train.epochs=1",
-                 *extra]
-    return {"experiment": "smoke", "overrides": " ".join(overrides), "base-dir": str(run_dir)}
-
-
-@dataclass
 class LogCapture(logging.Handler):
     """Every log record (flwr's and ours, INFO and up), split by the thread that made it."""
 
-    records: list[logging.LogRecord] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        logging.Handler.__init__(self, level=logging.INFO)
+    def __init__(self) -> None:
+        super().__init__(level=logging.INFO)
+        self.records: list[logging.LogRecord] = []
 
     def emit(self, record: logging.LogRecord) -> None:
         self.records.append(record)

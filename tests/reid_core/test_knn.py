@@ -7,11 +7,27 @@ import logging
 
 import numpy as np
 import pytest
+import torch
 
 from reid_core import knn
 from reid_core.knn import faiss_info, faiss_worker_init, knn_search, resolve_backend, search_base
 
 BACKENDS = ["torch"] + (["faiss-cpu"] if knn._import_faiss() is not None else [])
+
+
+@pytest.fixture(autouse=True)
+def single_thread():
+    """Small searches run faster on one thread, and do not stall when other jobs share the CPU."""
+    faiss = knn._import_faiss()
+    faiss_threads = faiss.omp_get_max_threads() if faiss is not None else None
+    torch_threads = torch.get_num_threads()
+    if faiss is not None:
+        faiss.omp_set_num_threads(1)
+    torch.set_num_threads(1)
+    yield
+    if faiss is not None:
+        faiss.omp_set_num_threads(faiss_threads)
+    torch.set_num_threads(torch_threads)
 
 
 def brute_force(feats: np.ndarray, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -37,6 +53,17 @@ def test_matches_brute_force(backend, subset):
     np.testing.assert_array_equal(idx, want_idx)
     np.testing.assert_allclose(dist, want_dist, rtol=1e-4, atol=1e-4)
     assert dist.dtype == np.float32 and idx.dtype == np.int64
+
+
+def test_query_subsets_are_searched_in_chunks(monkeypatch):
+    """A scattered subset is copied out a few rows at a time; results are unchanged."""
+    monkeypatch.setattr(knn, "_QUERY_CHUNK_BYTES", 4 * 16 * 7)  # 7 queries per chunk
+    feats = np.random.default_rng(2).standard_normal((200, 16)).astype(np.float32)
+    queries = np.array([5, 3, 190, 77, 78, 79, 0, 150, 151, 12, 13, 199, 40, 41, 42, 43])
+    dist, idx = knn_search(feats, 5, queries_idx=queries)
+    want_dist, want_idx = brute_force(feats, queries, 5)
+    np.testing.assert_array_equal(idx, want_idx)
+    np.testing.assert_allclose(dist, want_dist, rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
+from reid_core import knn
 from reid_core import profiler as profiler_module
 from reid_core.config import ClusterConfig
 from reid_core.profiler import (
@@ -14,6 +16,21 @@ from reid_core.profiler import (
     merge_schedule,
     personalized_merge_amount,
 )
+
+
+@pytest.fixture(autouse=True)
+def single_thread():
+    """Small searches run faster on one thread, and do not stall when other jobs share the CPU."""
+    faiss = knn._import_faiss()
+    faiss_threads = faiss.omp_get_max_threads() if faiss is not None else None
+    torch_threads = torch.get_num_threads()
+    if faiss is not None:
+        faiss.omp_set_num_threads(1)
+    torch.set_num_threads(1)
+    yield
+    if faiss is not None:
+        faiss.omp_set_num_threads(faiss_threads)
+    torch.set_num_threads(torch_threads)
 
 
 def identities(num_ids: int, low: int, high: int, noise: float = 0.5, cam_shift: float = 0.0, seed: int = 0):
