@@ -7,7 +7,7 @@ pseudo-labels and the exemplar memory stay in the node's state directory.
 from __future__ import annotations
 
 import os
-from logging import INFO
+from logging import ERROR, INFO
 
 from flwr.app import Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
@@ -46,6 +46,10 @@ def node_identity(context: Context, settings: Settings) -> tuple[str, str]:
 def _learner(context: Context) -> tuple[EdgeLearner, Settings]:
     settings = _settings(context)
     name, data_dir = node_identity(context, settings)
+    if not os.path.isdir(data_dir):  # the reason reaches the server: name the key, keep the path local
+        log(ERROR, "client '%s': data folder not found: %s", name, data_dir)
+        raise FileNotFoundError(f"client '{name}': its data folder (node_config 'data-dir'; data.root/{name} "
+                                "in simulation) does not exist; see the edge's log")
     state_dir = str(context.node_config.get("state-dir") or os.path.join(settings.run_dir, "edge_state", name))
     cfg = LearnerConfig(model=settings.model, image=settings.image, train=settings.train,
                         early_stop=settings.early_stop, cluster=settings.cluster_for(name),
@@ -67,8 +71,10 @@ def train(msg: Message, context: Context) -> Message:
     """Local BUC round on this edge's unlabeled images."""
     learner, _ = _learner(context)
     config = msg.content["config"]
+    server_round = int(config["server-round"])
+    learner.start_round(server_round)  # before edge-side PU reads the local model: a resent round rewinds it
     arrays, metrics = learner.train_round(
-        _received_model(msg, learner), int(config["server-round"]), int(config.get("total-rounds") or 0) or None
+        _received_model(msg, learner), server_round, int(config.get("total-rounds") or 0) or None
     )
     # Mirror the edge state in context.state (the disk copy survives SuperNode restarts).
     context.state["buc"] = MetricRecord({"round": learner.round, "clusters": learner.num_clusters})

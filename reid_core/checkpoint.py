@@ -14,7 +14,7 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
-ARRAYS_FILE = "state.npz"
+ARRAYS_FILE = "state.npz"  # checkpoints written before arrays files were named by round
 META_FILE = "meta.json"
 
 
@@ -39,7 +39,11 @@ class ServerState:
         return rec
 
     def save(self, directory: str | os.PathLike) -> None:
-        """Write atomically: a crash mid-write never leaves a half checkpoint."""
+        """Write atomically: a crash mid-write never leaves a half checkpoint.
+
+        The arrays go to a new file named by round; meta.json, written last, points to it.
+        A crash between the two leaves the previous round's pair intact.
+        """
         d = Path(directory)
         d.mkdir(parents=True, exist_ok=True)
         flat = {f"global/{k}": v for k, v in self.global_arrays.items()}
@@ -54,19 +58,26 @@ class ServerState:
             "client_examples": self.client_examples,
             "history": self.history,
             "fingerprint": self.fingerprint,
+            "arrays_file": f"state_round{self.round}.npz",
         }
-        _atomic_write(d / ARRAYS_FILE, lambda f: np.savez(f, **flat))
+        _atomic_write(d / meta["arrays_file"], lambda f: np.savez(f, **flat))
         _atomic_write(d / META_FILE, lambda f: f.write(json.dumps(meta, indent=1).encode()))
+        for old in d.glob("state*.npz"):  # earlier rounds' arrays, now unreferenced
+            if old.name != meta["arrays_file"]:
+                old.unlink()
         log.info("checkpoint: round %d saved to %s", self.round, d)
 
     @classmethod
     def load(cls, directory: str | os.PathLike) -> "ServerState | None":
         """Read a checkpoint, or None when there is none."""
         d = Path(directory)
-        if not (d / META_FILE).exists() or not (d / ARRAYS_FILE).exists():
+        if not (d / META_FILE).exists():
             return None
         meta = json.loads((d / META_FILE).read_text())
-        with np.load(d / ARRAYS_FILE) as z:
+        arrays_file = d / meta.get("arrays_file", ARRAYS_FILE)
+        if not arrays_file.exists():
+            return None
+        with np.load(arrays_file) as z:
             glob = {k: z[f"global/{k}"] for k in meta["global_keys"]}
             clients = {
                 name: {k: z[f"client{i}/{k}"] for k in meta["client_keys"][name]}

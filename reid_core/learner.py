@@ -11,6 +11,7 @@ import hashlib
 import json
 import logging
 import os
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,13 +74,17 @@ class EdgeLearner:
             raise NoUsableData(f"client '{name}': no usable training images "
                                f"({len(self.skipped)} unreadable); see the edge's log")
         self.data_key = hashlib.sha1("\n".join(self.paths).encode()).hexdigest()
-        self.round = 0
-        self.labels = np.arange(len(self.paths), dtype=np.int64)
-        self.memory: np.ndarray | None = None
-        self.profiler = Profiler(cfg.cluster, total_merge_steps=max(cfg.total_rounds - 1, 1))
+        self._fresh_state()
         self._load_state()
 
     # ---- persistence ------------------------------------------------------------
+    def _fresh_state(self) -> None:
+        """Before round 1: every image its own cluster."""
+        self.round = 0
+        self.labels = np.arange(len(self.paths), dtype=np.int64)
+        self.memory: np.ndarray | None = None
+        self.profiler = Profiler(self.cfg.cluster, total_merge_steps=max(self.cfg.total_rounds - 1, 1))
+
     def _load_state(self) -> None:
         path = self.state_dir / self.STATE_FILE
         if not path.exists():
@@ -101,7 +106,36 @@ class EdgeLearner:
         tmp = self.state_dir / (self.STATE_FILE + ".tmp.npz")
         np.savez(tmp, labels=self.labels, memory=self.memory if self.memory is not None else np.zeros(0),
                  meta=np.array(json.dumps(meta)))
+        _keep_previous(self.state_dir / self.STATE_FILE)
         os.replace(tmp, self.state_dir / self.STATE_FILE)
+
+    def start_round(self, server_round: int) -> None:
+        """Go back to the state before `server_round` when this edge has trained it already.
+
+        That happens when the server restarted from its checkpoint after this edge finished
+        the round (it is sent again), or when a new run starts on a kept state folder.
+        Training it on top of its own result would merge the clusters twice.
+        """
+        if server_round > self.round:
+            return
+        files = [self.state_dir / name for name in (self.LOCAL_MODEL_FILE, self.STATE_FILE)]
+        if server_round == 1:  # a new run: start the clustering over
+            for path in files:
+                path.unlink(missing_ok=True)
+                _previous(path).unlink(missing_ok=True)
+        elif _previous(files[1]).exists():
+            for path in files:  # model first: a crash in between leaves the state to rewind again
+                if _previous(path).exists():
+                    os.replace(_previous(path), path)
+        else:
+            log.warning("%s: round %d sent again but no earlier state is kept; continuing after round %d",
+                        self.name, server_round, self.round)
+            return
+        done = self.round
+        self._fresh_state()
+        self._load_state()
+        log.warning("%s: round %d sent again (this edge had done round %d); continuing after round %d",
+                    self.name, server_round, done, self.round)
 
     def local_model(self) -> dict[str, np.ndarray] | None:
         """The model this edge trained last (for edge-side Personalized Update)."""
@@ -114,6 +148,7 @@ class EdgeLearner:
     def _save_local_model(self, arrays: Mapping[str, np.ndarray]) -> None:
         tmp = self.state_dir / (self.LOCAL_MODEL_FILE + ".tmp.npz")
         np.savez(tmp, **arrays)
+        _keep_previous(self.state_dir / self.LOCAL_MODEL_FILE)
         os.replace(tmp, self.state_dir / self.LOCAL_MODEL_FILE)
 
     @property
@@ -137,6 +172,7 @@ class EdgeLearner:
                     total_rounds: int | None = None) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         """Train on current pseudo-labels, then merge clusters; return model + scalar metrics."""
         total = total_rounds or self.cfg.total_rounds
+        self.start_round(server_round)
         t0 = time.time()
         model = self.build(arrays)
         tc = self.cfg.train
@@ -201,3 +237,20 @@ class EdgeLearner:
         res = evaluate_model(model, self.dataset.query, self.dataset.gallery, self.cfg.image, self.device)
         return {**{k: float(res[k]) for k in ("rank1", "rank5", "rank10", "mAP")},
                 "num-examples": len(self.dataset.query), "time-eval": round(time.time() - t0, 3)}
+
+
+def _previous(path: Path) -> Path:
+    return path.with_name(path.stem + ".previous" + path.suffix)
+
+
+def _keep_previous(path: Path) -> None:
+    """Keep the last saved round beside the next one (see `EdgeLearner.start_round`)."""
+    if not path.exists():
+        return
+    tmp = path.with_name(path.name + ".previous.tmp")
+    tmp.unlink(missing_ok=True)
+    try:
+        os.link(path, tmp)  # no copy: the next os.replace gives `path` a new file
+    except OSError:
+        shutil.copyfile(path, tmp)
+    os.replace(tmp, _previous(path))

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -137,3 +139,25 @@ def arrays_of(msg) -> dict[str, np.ndarray]:
 
 def metrics_of(msg) -> dict:
     return dict(next(iter(msg.content.metric_records.values())))
+
+
+def kill_processes_mentioning(marker: str) -> list[int]:
+    """SIGKILL, by PID, the live processes whose environment or command line holds `marker`
+    (a test's own tmp path: only what that test started). Returns their PIDs."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            blob = (entry / "environ").read_bytes() + (entry / "cmdline").read_bytes()
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if state != "Z" and marker.encode() in blob:
+            pids.append(int(entry.name))
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    return pids

@@ -137,7 +137,7 @@ class InProcessGrid(Grid):
             received, size, name = reply, 0, edge.name if edge else "?"
         else:
             name = edge.name
-            reply = self._pool.submit(_run_client_app, delivered, edge).result()
+            reply = self._pool.submit(_in_edge_thread, delivered, edge).result()
             received, size = over_the_wire(reply)
         self.exchanges.append(Exchange(name, msg.metadata.dst_node_id, msg.metadata.message_type,
                                        _server_round(msg), delivered, received, size))
@@ -154,9 +154,13 @@ def _server_round(msg: Message) -> int | None:
     return None if value is None else int(value)
 
 
-def _run_client_app(delivered: Message, edge: Edge) -> Message:
+def _in_edge_thread(delivered: Message, edge: Edge) -> Message:
+    threading.current_thread().name = EDGE_THREAD_PREFIX + edge.name  # tells LogCapture who logged
+    return run_client_app(delivered, edge)
+
+
+def run_client_app(delivered: Message, edge: Edge) -> Message:
     """What a SuperNode does: run the ClientApp; an exception becomes an error reply."""
-    threading.current_thread().name = EDGE_THREAD_PREFIX + edge.name
     try:
         reply = client_app_module.app(delivered, edge.context)
     except Exception as ex:  # noqa: BLE001 (same wording as flwr's run_clientapp)

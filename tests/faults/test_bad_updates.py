@@ -56,8 +56,10 @@ def negative_count(a, m):
 def replace_train_reply(plan: dict[int, Change]):
     """A tamper that rewrites this edge's train reply in the rounds of `plan`."""
     def tamper(request: Message, reply: Message) -> Message:
+        if request.metadata.message_type != MessageType.TRAIN:
+            return reply
         rnd = int(request.content["config"]["server-round"])
-        if request.metadata.message_type != MessageType.TRAIN or rnd not in plan:
+        if rnd not in plan:
             return reply
         arrays, metrics = plan[rnd](arrays_of(reply), metrics_of(reply))
         content = RecordDict({"arrays": to_record(arrays), "metrics": MetricRecord(metrics),
