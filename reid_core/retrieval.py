@@ -67,8 +67,11 @@ def run_configs(run_dir: Path, extra_overrides: Sequence[str] = ()) -> tuple[Mod
     if not any(o.startswith("experiment=") for o in overrides) and meta.get("experiment"):
         overrides.insert(0, f"experiment={meta['experiment']}")
     cfg = OmegaConf.to_container(compose([*overrides, *extra_overrides]), resolve=True)
-    model = replace(ModelConfig(**cfg["model"]), weights=None)
-    image = ImageConfig(**cfg["image"])
+    try:
+        model = replace(ModelConfig(**cfg["model"]), weights=None)
+        image = ImageConfig(**cfg["image"])
+    except TypeError as err:  # conf/ and the dataclasses disagree (e.g. a renamed key)
+        raise ValueError(f"model/image config of run {run_dir} does not fit this code: {err}") from err
     mu = float(meta.get("mu", cfg["pu"]["mu"]))
     return model, image, mu
 

@@ -60,6 +60,7 @@ class FedUReIDStrategy(FedAvg):
         self.query_timeout = query_timeout
         self.node_to_client: dict[int, str] = {}
         self._round_started = 0.0
+        self._sent: list = []  # Metadata of the messages last sent; the grid fills in their ids
 
     # ---- identity -------------------------------------------------------------
     def _identify(self, grid: Grid, node_ids: list[int]) -> None:
@@ -75,8 +76,9 @@ class FedUReIDStrategy(FedAvg):
             )
             for n in unknown
         ]
+        self._sent = [m.metadata for m in query]
         for reply in grid.send_and_receive(query, timeout=self.query_timeout):
-            node = reply.metadata.src_node_id
+            node = self._node_of(reply)
             if reply.has_error() or "info" not in reply.content.config_records:
                 log(WARNING, "node %s did not tell its client name", node)
                 continue
@@ -88,6 +90,11 @@ class FedUReIDStrategy(FedAvg):
                 log(INFO, "client '%s' reconnected as node %s (was %s)", name, node_id, other)
                 del self.node_to_client[other]
         self.node_to_client[node_id] = name
+
+    def _node_of(self, reply: Message) -> int:
+        """The node a reply is about; for a node that died the SuperLink answers as node 1."""
+        sent = {m.message_id: m.dst_node_id for m in self._sent if m.message_id}
+        return sent.get(reply.metadata.reply_to_message_id, reply.metadata.src_node_id)
 
     def client_name(self, node_id: int) -> str:
         """Stable name of a node, or a placeholder when it never told us."""
@@ -112,17 +119,19 @@ class FedUReIDStrategy(FedAvg):
         config["pu-where"] = self.pu_where
         if self.pu_where == "edge":
             # One identical payload: Flower deduplicates it, the edge mixes with its local model.
-            return [
+            out = [
                 Message(content=RecordDict({"arrays": arrays, "config": config}),
                         message_type=message_type, dst_node_id=n)
                 for n in node_ids
             ]
-        glob = from_record(arrays)
-        out = []
-        for n in node_ids:
-            theta = to_record(self.personalized_arrays(self.client_name(n), glob))
-            out.append(Message(content=RecordDict({"arrays": theta, "config": config}),
-                               message_type=message_type, dst_node_id=n))
+        else:
+            glob = from_record(arrays)
+            out = []
+            for n in node_ids:
+                theta = to_record(self.personalized_arrays(self.client_name(n), glob))
+                out.append(Message(content=RecordDict({"arrays": theta, "config": config}),
+                                   message_type=message_type, dst_node_id=n))
+        self._sent = [m.metadata for m in out]  # only the metadata: the models may be large
         return out
 
     def configure_train(self, server_round, arrays, config, grid):
@@ -165,7 +174,7 @@ class FedUReIDStrategy(FedAvg):
         return None
 
     def _sender(self, reply: Message) -> str:
-        node = reply.metadata.src_node_id
+        node = self._node_of(reply)
         if not reply.has_error() and "info" in reply.content.config_records:
             name = reply.content["info"].get(CLIENT_NAME_KEY)
             if name:

@@ -201,7 +201,7 @@ def _fmt(value: Any, spec: str) -> str:
 
 HEADER = (f"{'N':>6} {'round':>5} {'C':>6} {'merge':>5} | {'knn s':>6} {'ours s':>6} {'ours/knn':>8} "
           f"{'srch':>4} {'refine':>6} {'extra s':>7} | {'orig s':>7} {'orig/ours':>9} | "
-          f"{'knn MB':>6} {'ours MB':>7} {'orig MB':>7} | {'=dense':>6} {'=orig':>5}")
+          f"{'knn MB':>6} {'ours MB':>7} {'orig MB':>7} | {'dense s':>7} {'=dense':>6} {'=orig':>5}")
 
 
 def format_row(row: dict) -> str:
@@ -212,7 +212,8 @@ def format_row(row: dict) -> str:
             f"{row['extra_s']:>7.2f} | {_fmt(get('orig_s'), '7.2f'):>7} "
             f"{_fmt(get('orig_ratio'), '9.1f'):>9} | "
             f"{row['knn_mb']:>6.0f} {row['ours_mb']:>7.0f} {_fmt(get('orig_mb'), '7.0f'):>7} | "
-            f"{_fmt(get('same_as_dense'), ''):>6} {_fmt(get('same_as_orig'), ''):>5}")
+            f"{_fmt(get('dense_s'), '7.2f'):>7} {_fmt(get('same_as_dense'), ''):>6} "
+            f"{_fmt(get('same_as_orig'), ''):>5}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -2,9 +2,11 @@
 
 The real ServerApp `main` (strategy, checkpoint, outputs) drives the real ClientApp
 of each edge through `InProcessGrid`. Every message crosses Flower's own wire format
-(deflate -> bytes -> inflate) and is recorded as it left its sender, so tests can
-inspect exactly what an edge sent. Edges run in a worker thread named after the edge,
-which lets `LogCapture` tell server-side log records from edge-side ones.
+(deflate -> bytes -> inflate) and is recorded as its receiver got it, so tests can
+inspect exactly what an edge sent. A message to an offline edge is answered the way a
+SuperLink answers for a node that missed its heartbeats (flwr's own "node unavailable"
+reply, sent as node 1). Edges run in a worker thread named after the edge, which lets
+`LogCapture` tell server-side log records from edge-side ones.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from pathlib import Path
 
 from flwr.app import Context, Error, Message, RecordDict
 from flwr.common.constant import ErrorCode
+from flwr.server.superlink.linkstate.utils import create_message_error_unavailable_res_message
 from flwr.serverapp import Grid
 from flwr.supercore.inflatable.inflatable_object import get_all_nested_objects
 from flwr.supercore.inflatable.inflatable_utils import inflate_object_from_contents
@@ -27,8 +30,6 @@ from flwr.supercore.inflatable.inflatable_utils import inflate_object_from_conte
 import client_app.app as client_app_module
 
 EDGE_THREAD_PREFIX = "edge-"
-# What a SuperLink answers for a node that missed its heartbeats (flwr's NODE_UNAVAILABLE).
-NODE_UNAVAILABLE_REASON = "Error: Node Unavailable (test: the edge is offline)"
 
 Tamper = Callable[[Message, Message], Message]  # (request as delivered, honest reply) -> reply sent
 
@@ -65,7 +66,7 @@ class Exchange:
     message_type: str
     server_round: int | None
     request: Message
-    reply: Message | None
+    reply: Message
     reply_bytes: int = 0
 
 
@@ -74,7 +75,6 @@ class InProcessGrid(Grid):
     """A Grid whose nodes run `client_app.app.app` in this process, one message at a time."""
 
     edges: list[Edge]
-    run_id: int = 1
     exchanges: list[Exchange] = field(default_factory=list)
     # Called before each train/evaluate batch is sent as (message_type, server_round); may
     # flip edges online/offline or raise ServerKilled.
@@ -115,25 +115,20 @@ class InProcessGrid(Grid):
         batch = next(iter(kinds)) if len(kinds) == 1 else "mixed"
         if self.before_send and rnd is not None:
             self.before_send(batch, rnd)
-        replies = []
-        for msg in messages:
-            reply = self._deliver(msg)
-            if reply is not None:
-                replies.append(reply)
+        replies = [self._deliver(msg) for msg in messages]
         if self.after_replies and rnd is not None:
             self.after_replies(batch, rnd)
         return replies
 
     # ---- one message ------------------------------------------------------------------
-    def _deliver(self, msg: Message) -> Message | None:
+    def _deliver(self, msg: Message) -> Message:
         by_node = {e.node_id: e for e in self.edges}
         edge = by_node.get(msg.metadata.dst_node_id)
         msg.metadata.__dict__["_message_id"] = uuid.uuid4().hex  # the SuperLink assigns one
         delivered, _ = over_the_wire(msg)
         delivered.metadata.__dict__["_message_id"] = msg.metadata.message_id
-        if edge is None or not edge.online:
-            reply = Message(Error(code=ErrorCode.NODE_UNAVAILABLE, reason=NODE_UNAVAILABLE_REASON),
-                            reply_to=delivered)
+        if edge is None or not edge.online:  # the SuperLink answers for it, in its own name (node 1)
+            reply = create_message_error_unavailable_res_message(msg.metadata, "node_unavail")
             received, size, name = reply, 0, edge.name if edge else "?"
         else:
             name = edge.name
