@@ -137,3 +137,48 @@ def test_crash_between_checkpoint_files_leaves_the_previous_round(tmp_path, monk
     state.save(tmp_path)  # the next save works and leaves one arrays file
     assert ServerState.load(tmp_path).round == 2
     assert len(list(tmp_path.glob("*.npz"))) == 1
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1800, method="signal")
+def test_simulation_killed_after_round_1_resumes_when_rerun(smoke_root: Path, tmp_path: Path):
+    """`fedureid simulate`, SIGKILLed with every Flower process it started once round 1 is
+    checkpointed; the same command again finishes rounds 2 and 3 on top of it."""
+    import json
+    import subprocess
+    import sys
+    import time
+
+    from federations import kill_processes_mentioning
+
+    repo = Path(__file__).resolve().parents[2]
+    run_dir = tmp_path / "run"
+    cmd = [sys.executable, "-m", "server_app.cli", "simulate", "experiment=smoke", f"run_dir={run_dir}",
+           f"data.root={smoke_root}", "data.synth_preset=null", "rounds=3", "train.first_round_epochs=1",
+           "train.epochs=1"]
+    meta_file = run_dir / "checkpoint" / "meta.json"
+    with open(tmp_path / "first.log", "wb") as out:
+        first = subprocess.Popen(cmd, cwd=repo, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.time() + 900
+        while not (meta_file.exists() and json.loads(meta_file.read_text())["round"] >= 1):
+            assert first.poll() is None, (tmp_path / "first.log").read_text()[-3000:]
+            assert time.time() < deadline, "round 1 was never checkpointed"
+            time.sleep(0.5)
+    finally:
+        killed = kill_processes_mentioning(str(tmp_path))  # CLI, SuperLink, simulation, Ray workers
+        first.wait(timeout=60)
+    saved = json.loads(meta_file.read_text())
+    assert saved["round"] == 1 and len(killed) >= 3, (saved["round"], killed)
+    assert not (run_dir / "metrics.json").exists()  # it really died mid-run
+
+    again = subprocess.run(cmd, cwd=repo, capture_output=True, text=True, timeout=1200)
+    kill_processes_mentioning(str(tmp_path))
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    assert "resuming from checkpoint after round 1" in again.stdout
+    assert "rounds=3 (remaining 2)" in again.stdout
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert [r["round"] for r in metrics["rounds"]] == [1, 2, 3]
+    assert metrics["rounds"][0] == saved["history"][0]  # round 1 as checkpointed, not redone
+    for rnd in metrics["rounds"][1:]:
+        assert sorted(rnd["clients"]) == ["edge_a", "edge_b", "edge_c"] and rnd["rejected"] == []
