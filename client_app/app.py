@@ -24,7 +24,9 @@ app = ClientApp()
 def _settings(context: Context) -> Settings:
     rc = context.run_config
     overrides = [f"experiment={rc.get('experiment', 'demo')}", *parse_overrides(str(rc.get("overrides", "")))]
-    return load_settings(overrides, base_dir=str(rc.get("base-dir", "")) or None)
+    # A deployed edge only has its own data-dir; other clients' folders are not here.
+    return load_settings(overrides, base_dir=str(rc.get("base-dir", "")) or None,
+                         check_data="data-dir" not in context.node_config)
 
 
 def node_identity(context: Context, settings: Settings) -> tuple[str, str]:

@@ -123,13 +123,18 @@ def _check_group_choice(
                 )
 
 
-def load_settings(overrides: Sequence[str] = (), base_dir: str | None = None) -> Settings:
-    """Compose and validate; relative paths are resolved against `base_dir` (cwd)."""
+def load_settings(overrides: Sequence[str] = (), base_dir: str | None = None, check_data: bool = True) -> Settings:
+    """Compose and validate; relative paths are resolved against `base_dir` (cwd).
+
+    `check_data=False` where the client folders are not on this machine: the cloud
+    (ServerApp) has no images, and a deployed edge only has its own `data-dir`.
+    """
     cfg = compose(overrides)
-    return settings_from_cfg(cfg, tuple(overrides), base_dir)
+    return settings_from_cfg(cfg, tuple(overrides), base_dir, check_data)
 
 
-def settings_from_cfg(cfg: Any, overrides: tuple[str, ...] = (), base_dir: str | None = None) -> Settings:
+def settings_from_cfg(cfg: Any, overrides: tuple[str, ...] = (), base_dir: str | None = None,
+                      check_data: bool = True) -> Settings:
     """Turn a composed tree into validated dataclasses."""
     from omegaconf import OmegaConf
 
@@ -168,7 +173,7 @@ def settings_from_cfg(cfg: Any, overrides: tuple[str, ...] = (), base_dir: str |
         ),
         overrides=overrides,
     )
-    validate(settings)
+    validate(settings, check_data)
     return settings
 
 
@@ -185,7 +190,7 @@ def _require(ok: bool, key: str, message: str) -> None:
         raise ConfigError(f"{key}: {message}")
 
 
-def validate(s: Settings) -> None:
+def validate(s: Settings, check_data: bool = True) -> None:
     """Refuse out-of-range or unknown values before any training, naming the key."""
     _require(isinstance(s.rounds, int) and s.rounds >= 1, "rounds", f"must be an integer >= 1, got {s.rounds!r}")
     _require(s.algorithm in ALGORITHMS, "algorithm", f"unknown '{s.algorithm}', choose one of {ALGORITHMS}")
@@ -216,7 +221,7 @@ def validate(s: Settings) -> None:
     _require(len(set(s.clients)) == len(s.clients), "data.clients", "client names must be unique")
     for name, n in s.num_identities.items():
         _require(isinstance(n, int) and n >= 1, f"data.num_identities.{name}", "must be an integer >= 1")
-    if not s.synth_preset:
+    if check_data and not s.synth_preset:
         _require(os.path.isdir(s.data_root), "data.root", f"data folder not found: {s.data_root}")
         for name in s.clients:
             _require(os.path.isdir(s.client_dir(name)), "data.clients", f"client folder not found: {s.client_dir(name)}")

@@ -30,7 +30,8 @@ def settings_from_run_config(run_config: dict) -> Settings:
     """Hydra compose of conf/ with the experiment and overrides Flower passed."""
     overrides = [f"experiment={run_config.get('experiment', 'demo')}",
                  *parse_overrides(str(run_config.get("overrides", "")))]
-    return load_settings(overrides, base_dir=str(run_config.get("base-dir", "")) or None)
+    # The cloud holds no images: client folders are checked where they live.
+    return load_settings(overrides, base_dir=str(run_config.get("base-dir", "")) or None, check_data=False)
 
 
 def fingerprint(settings: Settings) -> str:
