@@ -48,3 +48,9 @@ def test_missing_data_dir_is_refused(tmp_path):
         load_settings(["experiment=smoke", f"data.root={tmp_path / 'nope'}", "data.synth_preset=null"])
     with pytest.raises(ConfigError, match="client folder not found"):
         load_settings(["experiment=smoke", f"data.root={tmp_path}", "data.synth_preset=null"])
+
+
+def test_cloud_and_deployed_edges_skip_data_folder_check(tmp_path):
+    s = load_settings(["experiment=smoke", f"data.root={tmp_path / 'nope'}", "data.synth_preset=null"],
+                      check_data=False)
+    assert s.data_root.endswith("nope")
