@@ -12,13 +12,15 @@ EVAL_KEYS = ("rank1", "rank5", "rank10", "mAP")
 
 def build_metrics(history: Sequence[Mapping[str, Any]], meta: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """{"rounds": [{"round", "clients": {name: {...}}}], "final": {name: {rank1..mAP}}, ...}."""
-    rounds = sorted(history, key=lambda r: r["round"])
+    rounds = sorted((r for r in history if r["round"] >= 1), key=lambda r: r["round"])
+    initial = {name: {k: round(float(m[k]), 2) for k in EVAL_KEYS if k in m}
+               for r in history if r["round"] == 0 for name, m in r["clients"].items()}
     final: dict[str, dict[str, float]] = {}
     for rec in rounds:  # the last evaluation each client reported
         for name, m in rec["clients"].items():
             if all(k in m for k in EVAL_KEYS):
                 final[name] = {k: round(float(m[k]), 2) for k in EVAL_KEYS}
-    out = {"rounds": list(rounds), "final": dict(sorted(final.items()))}
+    out = {"rounds": list(rounds), "final": dict(sorted(final.items())), "initial": dict(sorted(initial.items()))}
     out.update(meta or {})
     return out
 
@@ -39,6 +41,9 @@ def per_round_table(metrics: Mapping[str, Any], key: str = "rank1") -> str:
     """Rounds x clients table of one metric."""
     names = sorted({n for r in metrics["rounds"] for n in r["clients"]})
     lines = ["| round | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
+    if metrics.get("initial"):  # round 0 = the untrained starting model
+        lines.append("| 0 (init) | " + " | ".join(f"{metrics['initial'].get(n, {}).get(key, float('nan')):.1f}"
+                                                 for n in names) + " |")
     for r in metrics["rounds"]:
         cells = [f"{r['clients'].get(n, {}).get(key, float('nan')):.1f}" for n in names]
         lines.append(f"| {r['round']} | " + " | ".join(cells) + " |")
@@ -56,8 +61,8 @@ def plot_curves(metrics: Mapping[str, Any], path: str | os.PathLike) -> None:
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     for ax, key, label in zip(axes, ("rank1", "mAP"), ("rank-1 (%)", "mAP (%)")):
         for n in names:
-            pts = [(r["round"], r["clients"][n][key]) for r in metrics["rounds"]
-                   if key in r["clients"].get(n, {})]
+            pts = [(0, metrics["initial"][n][key])] if key in metrics.get("initial", {}).get(n, {}) else []
+            pts += [(r["round"], r["clients"][n][key]) for r in metrics["rounds"] if key in r["clients"].get(n, {})]
             if pts:
                 ax.plot(*zip(*pts), marker="o", label=n)
         ax.set_xlabel("round")

@@ -85,6 +85,8 @@ def main(grid: Grid, context: Context) -> None:
     strategy = FedUReIDStrategy(state, mu=fed.mu, pu_where=fed.pu_where, min_clients=fed.min_clients,
                                 checkpoint_dir=ckpt_dir if fed.checkpoint else None,
                                 total_rounds=settings.rounds)
+    if remaining > 0 and state.round == 0 and not state.history:
+        strategy.evaluate_initial(grid, to_record(state.global_arrays), fed.timeout)
     if remaining > 0:
         strategy.start(grid=grid, initial_arrays=to_record(state.global_arrays), num_rounds=remaining,
                        timeout=fed.timeout, train_config=ConfigRecord(), evaluate_config=ConfigRecord())

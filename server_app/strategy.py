@@ -145,6 +145,12 @@ class FedUReIDStrategy(FedAvg):
         msgs = super().configure_evaluate(server_round, arrays, config, grid)
         return self._per_node(msgs, arrays, config, grid, MessageType.EVALUATE)
 
+    def evaluate_initial(self, grid: Grid, arrays: ArrayRecord, timeout: float) -> None:
+        """Round 0: every client evaluates the untrained model, the honest starting point."""
+        self._round_started = time.time()
+        replies = grid.send_and_receive(self.configure_evaluate(0, arrays, ConfigRecord(), grid), timeout=timeout)
+        self.aggregate_evaluate(0, replies)
+
     # ---- uplink ---------------------------------------------------------------
     def _reply_problem(self, reply: Message, is_train: bool) -> str | None:
         """Why a reply cannot be used, or None (Flower's checks crash on these)."""
