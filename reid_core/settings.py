@@ -98,7 +98,8 @@ def compose(overrides: Sequence[str] = (), conf_dir: Path = CONF_DIR) -> Any:
 
     overrides = list(overrides)
     _check_group_choice(overrides, "experiment", EXPERIMENTS, conf_dir)
-    _check_group_choice(overrides, "algorithm", ALGORITHMS, conf_dir)
+    for group in ("algorithm", "data", "model"):
+        _check_group_choice(overrides, group, (), conf_dir)
     GlobalHydra.instance().clear()
     try:
         with initialize_config_dir(config_dir=str(conf_dir), version_base=None):

@@ -30,14 +30,14 @@ commands:
 """
 
 
-def _split(args: Sequence[str]) -> tuple[dict[str, str], list[str]]:
-    """Pull our own keys out of the Hydra overrides."""
+def _split(args: Sequence[str], own_keys: Sequence[str] = ("experiment",)) -> tuple[dict[str, str], list[str]]:
+    """Pull the command's own keys out of the Hydra overrides (the rest go to Hydra)."""
     own, rest = {}, []
     for a in args:
         if "=" not in a:
             raise SystemExit(f"error: expected key=value, got '{a}'\n\n{USAGE}")
         key, value = a.split("=", 1)
-        if key in ("experiment", "data", "out", "seed", "preset"):
+        if key in own_keys:
             own[key] = value
         else:
             rest.append(a)
@@ -55,7 +55,7 @@ def _settings_or_exit(overrides: list[str]):
 
 
 def cmd_synth(args: Sequence[str]) -> int:
-    own, rest = _split(args)
+    own, rest = _split(args, ("out", "seed", "preset"))
     if "out" not in own or rest:
         raise SystemExit(f"error: synth takes out=DIR [seed=S] [preset=NAME]\n\n{USAGE}")
     from reid_core.data.synth import synth_main
@@ -113,7 +113,7 @@ def cmd_simulate(args: Sequence[str]) -> int:
 def cmd_standalone(args: Sequence[str]) -> int:
     from reid_core.standalone import run_standalone
 
-    own, rest = _split(args)
+    own, rest = _split(args, ("experiment", "data"))
     if "data" not in own:
         raise SystemExit(f"error: standalone needs data=DIR\n\n{USAGE}")
     experiment = own.get("experiment", "demo")

@@ -32,13 +32,7 @@ CASES = [
     (["pu.where=moon"], "pu.where"),
     (["no_such_key=1"], "no_such_key"),
 ]
-# `data` is one of the CLI's own keys (for `standalone data=DIR`); `simulate` drops it silently
-# and trains on the default data. The fix belongs in server_app/cli.py (_split / cmd_simulate).
-CLI_SWALLOWS = pytest.mark.xfail(strict=True, reason="cli.py: `simulate` ignores data=... (own key of standalone)")
-
-
-@pytest.mark.parametrize("overrides, key", [pytest.param(*c, marks=CLI_SWALLOWS) if c[1] == "data" else c
-                                            for c in CASES])
+@pytest.mark.parametrize("overrides, key", CASES)
 def test_simulate_refuses_bad_value_naming_the_key(tmp_path: Path, overrides: list[str], key: str):
     t0 = time.time()
     try:
