@@ -32,6 +32,8 @@ CASES = [
     (["pu.where=moon"], "pu.where"),
     (["no_such_key=1"], "no_such_key"),
 ]
+
+
 @pytest.mark.parametrize("overrides, key", CASES)
 def test_simulate_refuses_bad_value_naming_the_key(tmp_path: Path, overrides: list[str], key: str):
     t0 = time.time()
