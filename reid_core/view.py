@@ -140,7 +140,9 @@ class ClientRetrieval:
     def title(self) -> str:
         """Client, model kind, and the model's rank-1/mAP on this client."""
         m = self.model
-        kind = f"{m.kind} (mu={m.mu:g})" if m.kind == "personalized" else m.kind
+        kind = m.kind
+        if m.kind == "personalized":
+            kind = f"personalised (mu={m.mu:g})" if m.mu > 0 else "personalised = global (mu=0)"
         return (f"{m.client or 'global'}: {kind} model, round {m.round}\n"
                 f"rank-1 {self.scores['rank1']:.1f}%  mAP {self.scores['mAP']:.1f}%  "
                 f"(green = true match, red = false)")

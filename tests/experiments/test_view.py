@@ -110,3 +110,15 @@ def test_examples_written_next_to_report_and_section_replaced(fake_run):
     report = (fake_run / "report.md").read_text()
     assert report.startswith("# Run report: smoke")
     assert report.count(REPORT_MARKER) == 1 and "![retrieval_edge_c](retrieval_edge_c.png)" in report
+
+
+@pytest.mark.parametrize("mu, expected", [(0.5, "personalised (mu=0.5) model"),
+                                          (0.0, "personalised = global (mu=0) model")])
+def test_title_says_when_the_personalised_model_is_the_global_one(fake_run, smoke_data, mu, expected):
+    from dataclasses import replace
+
+    model = replace(load_model(fake_run, "edge_a"), mu=mu)
+    view = ClientRetrieval(model, read_market_layout(smoke_data / "edge_a"))
+    first, second = view.title().split("\n")
+    assert first == f"edge_a: {expected}, round 2"
+    assert second.startswith(f"rank-1 {view.scores['rank1']:.1f}%  mAP {view.scores['mAP']:.1f}%")
