@@ -102,12 +102,28 @@ def compute_markdown(results: Mapping[str, Mapping[str, Any]]) -> str:
     return "\n".join(lines + ([""] + savings if savings else []))
 
 
+def measured_traffic(metrics: Mapping[str, Any]) -> dict[str, float] | None:
+    """MB per round as the strategy counted them (ArrayRecord bytes), from the last round
+    that has them (round 1 always sends one global model; later rounds show PU), or None."""
+    for rec in sorted(metrics.get("rounds", []), key=lambda r: -r["round"]):
+        t = rec.get("traffic")
+        if t and "train_up_bytes" in t:
+            return {"round": rec["round"], **{k: v / MB for k, v in t.items() if k.endswith("_bytes")},
+                    "train_down_distinct": t.get("train_down_distinct", 0)}
+    return None
+
+
 def communication_markdown(results: Mapping[str, Mapping[str, Any]], model_bytes: int,
                            num_clients: int) -> str:
-    """Per-round traffic table of the federated variants (cloud vs edge PU for mu > 0)."""
+    """Per-round traffic table of the federated variants (cloud vs edge PU for mu > 0).
+
+    Computed columns follow from the model size; measured ones are the strategy's own
+    count of the ArrayRecords it sent and received (when the run recorded them).
+    """
     lines = [f"Model: {model_bytes / MB:.2f} MB of arrays; {num_clients} edges; per training round.", "",
-             "| method | mu | PU at | up (MB) | down per edge (MB) | down total (MB) | distinct models pushed down |",
-             "|---|---|---|---|---|---|---|"]
+             "| method | mu | PU at | up (MB) | down per edge (MB) | down total (MB) | distinct models pushed down "
+             "| measured: up / down total / distinct down (MB) |",
+             "|---|---|---|---|---|---|---|---|"]
     seen_pu = False
     notes = ["", "Each edge uploads and downloads one model per round; Flower's evaluate step sends the "
              "(personalised) model down once more (another K x model down), metrics up are a few bytes."]
@@ -115,14 +131,17 @@ def communication_markdown(results: Mapping[str, Mapping[str, Any]], model_bytes
         if v == "standalone":
             continue
         mu, where = float(m.get("mu", 0.0)), str(m.get("pu_where", "cloud"))
-        rows = [(where, communication(model_bytes, num_clients, mu, where))]
+        measured = measured_traffic(m)
+        rows = [(where, communication(model_bytes, num_clients, mu, where), measured)]
         if mu > 0:
             seen_pu = True
             other = "edge" if where == "cloud" else "cloud"
-            rows.append((f"{other} (computed)", communication(model_bytes, num_clients, mu, other)))
-        for at, c in rows:
+            rows.append((f"{other} (computed)", communication(model_bytes, num_clients, mu, other), None))
+        for at, c, got in rows:
+            meas = (f"{got['train_up_bytes']:.2f} / {got['train_down_bytes']:.2f} / "
+                    f"{got['train_down_distinct_bytes']:.2f} (round {got['round']})" if got else "-")
             lines.append(f"| {v} | {mu:g} | {at} | {c['up_MB']:.2f} | {c['down_per_edge_MB']:.2f} | "
-                         f"{c['down_total_MB']:.2f} | {c['distinct_down']} ({c['distinct_down_MB']:.2f} MB) |")
+                         f"{c['down_total_MB']:.2f} | {c['distinct_down']} ({c['distinct_down_MB']:.2f} MB) | {meas} |")
     if seen_pu:
         lines += ["", "Cloud PU builds one personalised model per edge; edge PU broadcasts the global "
                   "model and mu, and each edge mixes with its own last local model (same result)."]

@@ -132,7 +132,21 @@ class FedUReIDStrategy(FedAvg):
                 out.append(Message(content=RecordDict({"arrays": theta, "config": config}),
                                    message_type=message_type, dst_node_id=n))
         self._sent = [m.metadata for m in out]  # only the metadata: the models may be large
+        phase = "train" if message_type == MessageType.TRAIN else "evaluate"
+        self._count_down(int(config["server-round"]), phase, [m.content["arrays"] for m in out])
         return out
+
+    # ---- traffic --------------------------------------------------------------
+    def _traffic(self, rnd: int) -> dict:
+        return self.state.round_record(rnd).setdefault("traffic", {})
+
+    def _count_down(self, rnd: int, phase: str, records: list[ArrayRecord]) -> None:
+        """Model bytes sent down: per edge, and distinct (Flower stores objects by content id)."""
+        sizes = {r.object_id: r.count_bytes() for r in records}
+        t = self._traffic(rnd)
+        t[f"{phase}_down_bytes"] = int(sum(r.count_bytes() for r in records))
+        t[f"{phase}_down_distinct"] = len(sizes)
+        t[f"{phase}_down_distinct_bytes"] = int(sum(sizes.values()))
 
     def configure_train(self, server_round, arrays, config, grid):
         """One message per node with its personalised model."""
@@ -200,7 +214,10 @@ class FedUReIDStrategy(FedAvg):
                 record["rejected"].append({"client": name, "reason": problem, "phase": "train"})
                 continue
             metrics = dict(next(iter(reply.content.metric_records.values())))
-            update = from_record(next(iter(reply.content.array_records.values())))
+            uploaded = next(iter(reply.content.array_records.values()))
+            traffic = self._traffic(rnd)
+            traffic["train_up_bytes"] = traffic.get("train_up_bytes", 0) + int(uploaded.count_bytes())
+            update = from_record(uploaded)
             # in the global model's order: FedAvg pairs arrays by position
             accepted[name] = ({k: update[k] for k in self.state.global_arrays}, metrics)
         log(INFO, "round %d: aggregating %d update(s) %s", rnd, len(accepted), sorted(accepted))

@@ -174,3 +174,21 @@ def test_cloud_and_edge_interpolation_give_same_weights():
     # edge mode sends one identical payload to every node
     payloads = {em.content["arrays"].object_id for em in edge_msgs}
     assert len(payloads) == 1
+
+
+@pytest.mark.parametrize("mu, where, distinct_round2", [(0.5, "cloud", 2), (0.5, "edge", 1), (0.0, "cloud", 1)])
+def test_traffic_counts_bytes_per_edge_and_distinct_models(mu, where, distinct_round2):
+    st, grid = strategy(mu=mu, where=where), FakeGrid({11: "a", 22: "b"})
+    size = to_record(arrays(0.0)).count_bytes()
+    train_round(st, grid, {"a": (arrays(1.0), 100), "b": (arrays(4.0), 200)})
+    first = st.state.history[0]["traffic"]
+    # round 1: nobody has a local model, so both edges get the same (global) model
+    assert first == {"train_down_bytes": 2 * size, "train_down_distinct": 1,
+                     "train_down_distinct_bytes": size, "train_up_bytes": 2 * size}
+    msgs = st.configure_train(2, to_record(st.state.global_arrays), ConfigRecord(), grid)
+    st.configure_evaluate(2, to_record(st.state.global_arrays), ConfigRecord(), grid)
+    second = st.state.round_record(2)["traffic"]
+    assert len(msgs) == 2 and second["train_down_bytes"] == 2 * size
+    assert second["train_down_distinct"] == distinct_round2
+    assert second["train_down_distinct_bytes"] == distinct_round2 * size
+    assert second["evaluate_down_bytes"] == 2 * size

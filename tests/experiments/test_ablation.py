@@ -160,3 +160,20 @@ def test_parse_variants_keeps_table_order_and_refuses_unknown():
 def test_final_table_mean_ignores_missing_client():
     rows = final_table({"pu": {"final": {"a": {"rank1": 10.0}}}}, CLIENTS, "rank1")
     assert rows[0][0] == "pu" and rows[0][1] == 10.0 and rows[0][3] == 10.0
+
+
+def test_measured_traffic_from_the_last_round_that_counted_it():
+    from reid_core.ablation_report import communication_markdown, measured_traffic
+
+    t = {"train_up_bytes": 3 * MB, "train_down_bytes": 3 * MB, "train_down_distinct": 3,
+         "train_down_distinct_bytes": 3 * MB, "evaluate_down_bytes": 3 * MB}
+    m = {"mu": 0.5, "pu_where": "cloud",
+         "rounds": [{"round": 1, "clients": {}, "traffic": {**t, "train_down_distinct_bytes": MB}},
+                    {"round": 2, "clients": {}, "traffic": t}, {"round": 3, "clients": {}}]}
+    got = measured_traffic(m)
+    assert got["round"] == 2 and got["train_down_distinct_bytes"] == 3.0 and got["train_down_distinct"] == 3
+    assert measured_traffic({"rounds": [{"round": 1, "clients": {}}]}) is None
+    text = communication_markdown({"fedureid": m, "baseline": {"mu": 0.0, "rounds": []}}, MB, 3)
+    assert "| fedureid | 0.5 | cloud | 3.00 | 1.00 | 3.00 | 3 (3.00 MB) | 3.00 / 3.00 / 3.00 (round 2) |" in text
+    assert "| fedureid | 0.5 | edge (computed) | 3.00 | 1.00 | 3.00 | 1 (1.00 MB) | - |" in text
+    assert "| baseline | 0 | cloud | 3.00 | 1.00 | 3.00 | 1 (1.00 MB) | - |" in text
