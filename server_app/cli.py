@@ -21,8 +21,9 @@ commands:
   simulate    [experiment=NAME] [run_dir=DIR] [key=value ...]   Flower simulation, offline
   standalone  data=DIR [run_dir=DIR] [experiment=NAME] [key=value ...]   BUC on one dataset alone
   bench       clustering|evaluation|round [options]    speed benchmarks (ratios in one run)
-  ablation    experiment=NAME run_dir=DIR [variants=[baseline,pe,...]] [examples=3] [key=value ...]
+  ablation    experiment=NAME run_dir=DIR [variants=[baseline,pe,...]] [seeds=[0,1,2]] [examples=3] [key=value ...]
               standalone + baseline/pc/pe/pc_pe/pu/fedureid on the same clients: tables, curves
+              (seeds: one ablation per seed in run_dir/seed_S, then mean +- std tables)
   show        checkpoint=RUN_DIR/checkpoint data=DIR [client=NAME] [query=INDEX|FILE] [k=10]
               [model=personalized|client|global] out=FILE.png   one query's top-k, framed green/red
   rank        checkpoint=... query=QUERY_DIR gallery=GALLERY_DIR [client=NAME] [k=10]
@@ -164,23 +165,42 @@ def _subprocess_runner(args: Sequence[str], log_file: Path) -> int:
                               stderr=subprocess.STDOUT, check=False).returncode
 
 
+def _retrieval_examples(run_dir: Path, data_root: str, examples: int) -> None:
+    """Render the fedureid run's retrieval examples and link them from ablation.md."""
+    from reid_core.view import render_retrieval_examples
+
+    try:
+        pngs = render_retrieval_examples(run_dir / "fedureid", data_root, num_queries=examples)
+    except (ValueError, OSError) as err:  # the tables are written already; do not lose them
+        print(f"warning: retrieval examples not rendered: {err}", file=sys.stderr)
+        return
+    if pngs:
+        with open(run_dir / "ablation.md", "a") as f:
+            f.write("\n## Retrieval examples (fedureid, personalised models)\n\n")
+            f.write("\n".join(f"![{p.stem}](fedureid/{p.name})" for p in pngs) + "\n")
+
+
 def cmd_ablation(args: Sequence[str]) -> int:
-    """Standalone BUC and the six federated variants on the same clients and seed."""
+    """Standalone BUC and the six federated variants on the same clients, for one or more seeds."""
     from dataclasses import replace
 
-    from reid_core.ablation import AblationPlan, parse_variants, run_ablation
+    from reid_core.ablation import AblationPlan, parse_variants, run_ablation, settings_lines
     from reid_core.ablation_report import model_nbytes
+    from reid_core.ablation_seeds import parse_seeds, seed_plan, write_seed_summary
     from reid_core.arrays import model_arrays
     from reid_core.models import build_model
 
-    own, shared = _key_values(args, ("experiment", "run_dir", "variants", "examples"), "ablation")
+    own, shared = _key_values(args, ("experiment", "run_dir", "variants", "examples", "seeds"), "ablation")
     experiment = own.get("experiment", "demo")
     if any(o.split("=", 1)[0].lstrip("+~") == "algorithm" for o in shared):
         raise SystemExit("error: ablation sets algorithm per variant; use variants=[...] instead")
+    if "seeds" in own and any(o.split("=", 1)[0].lstrip("+~") == "seed" for o in shared):
+        raise SystemExit("error: ablation: give either seed=S or seeds=[...], not both")
     run_dir = Path(own.get("run_dir", f"runs/ablation_{experiment}")).resolve()
     settings = _settings_or_exit([f"experiment={experiment}", *shared, f"run_dir={run_dir}"])
     try:
         variants = parse_variants(own.get("variants", "all"))
+        seeds = parse_seeds(own["seeds"]) if "seeds" in own else None
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -197,24 +217,23 @@ def cmd_ablation(args: Sequence[str]) -> int:
                         clients=settings.clients, data_root=settings.data_root, rounds=settings.rounds,
                         variants=variants)
     size = model_nbytes(model_arrays(build_model(replace(settings.model, weights=None))))
-    print(f"ablation: {', '.join(variants)} on {', '.join(plan.clients)}, {plan.rounds} rounds -> {run_dir}", flush=True)
-    summary = run_ablation(plan, _subprocess_runner, model_bytes=size)
     examples = int(own.get("examples", 3))
-    if examples > 0 and "fedureid" in summary["results"]:
-        from reid_core.view import render_retrieval_examples
-
-        try:
-            pngs = render_retrieval_examples(run_dir / "fedureid", settings.data_root, num_queries=examples)
-        except (ValueError, OSError) as err:  # the tables are written already; do not lose them
-            print(f"warning: retrieval examples not rendered: {err}", file=sys.stderr)
-            pngs = []
-        if pngs:
-            with open(run_dir / "ablation.md", "a") as f:
-                f.write("\n## Retrieval examples (fedureid, personalised models)\n\n")
-                f.write("\n".join(f"![{p.stem}](fedureid/{p.name})" for p in pngs) + "\n")
+    print(f"ablation: {', '.join(variants)} on {', '.join(plan.clients)}, {plan.rounds} rounds"
+          f"{'' if seeds is None else ', seeds ' + str(list(seeds))} -> {run_dir}", flush=True)
+    per_seed, failed = {}, {}
+    for seed in (seeds or (None,)):
+        this = plan if seed is None else seed_plan(plan, seed)
+        summary = run_ablation(this, _subprocess_runner, model_bytes=size)
+        per_seed[seed], failed[seed] = summary["results"], summary["failed"]
+        first = seed == (seeds[0] if seeds else None)  # examples from one seed are enough
+        if examples > 0 and first and "fedureid" in summary["results"]:
+            _retrieval_examples(this.run_dir, settings.data_root, examples)
+    if seeds is not None:
+        write_seed_summary(run_dir, per_seed, plan.clients, settings_lines(plan), failed)
     print((run_dir / "ablation.md").read_text())
-    if summary["failed"]:
-        print(f"error: failed or incomplete: {', '.join(summary['failed'])}", file=sys.stderr)
+    lost = [f"{v}" if s is None else f"{v} (seed {s})" for s, vs in failed.items() for v in vs]
+    if lost:
+        print(f"error: failed or incomplete: {', '.join(lost)}", file=sys.stderr)
         return 1
     return 0
 
