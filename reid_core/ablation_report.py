@@ -185,6 +185,16 @@ def plot_ablation_curves(results: Mapping[str, Mapping[str, Any]], clients: Sequ
     plt.close(fig)
 
 
+def write_table_files(run_dir: Path, stem: str, markdown: str, csv_text: str) -> list[Path]:
+    """`stem`.md and `stem`.csv in `run_dir`."""
+    paths = []
+    for suffix, text in (("md", markdown + "\n"), ("csv", csv_text)):
+        path = Path(run_dir) / f"{stem}.{suffix}"
+        path.write_text(text)
+        paths.append(path)
+    return paths
+
+
 def write_ablation_outputs(run_dir: Path, results: Mapping[str, Mapping[str, Any]], clients: Sequence[str],
                            setting_lines: Sequence[str], model_bytes: int | None = None,
                            failed: Sequence[str] = ()) -> list[Path]:
@@ -197,10 +207,7 @@ def write_ablation_outputs(run_dir: Path, results: Mapping[str, Mapping[str, Any
     for metric in METRIC_LABELS:
         rows = final_table(results, clients, metric)
         table = table_markdown(rows, clients, metric)
-        for suffix, text in (("md", table + "\n"), ("csv", table_csv(rows, clients))):
-            path = run_dir / f"ablation_{metric}.{suffix}"
-            path.write_text(text)
-            files.append(path)
+        files += write_table_files(run_dir, f"ablation_{metric}", table, table_csv(rows, clients))
         md += [f"## Final {METRIC_LABELS[metric]} per client", "", table, ""]
         if results:
             png = run_dir / f"ablation_curves_{metric}.png"

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from .ablation import AblationPlan
-from .ablation_report import METRIC_LABELS, compute_seconds, total_epochs
+from .ablation_report import METRIC_LABELS, compute_seconds, total_epochs, write_table_files
 
 Results = Mapping[str, Mapping[str, Any]]  # variant -> metrics.json of one seed
 
@@ -116,10 +116,7 @@ def write_seed_summary(run_dir: Path, per_seed: Mapping[int, Results], clients: 
     for metric in METRIC_LABELS:
         rows = seeds_rows(per_seed, clients, metric)
         table = seeds_markdown(rows, clients, metric)
-        for suffix, text in (("md", table + "\n"), ("csv", seeds_csv(rows, clients))):
-            path = run_dir / f"ablation_seeds_{metric}.{suffix}"
-            path.write_text(text)
-            files.append(path)
+        files += write_table_files(run_dir, f"ablation_seeds_{metric}", table, seeds_csv(rows, clients))
         won = wins(per_seed, clients, metric)
         md += [f"## Final {METRIC_LABELS[metric]} per client", "", table, "",
                "fedureid > baseline in " + ", ".join(f"{c}: {a}/{n} seeds" for c, (a, n) in won.items()), ""]
