@@ -95,3 +95,18 @@ def test_cli_runs_one_ablation_per_seed_then_the_summary(tmp_path, monkeypatch, 
         cli.main([*args, "seed=3"])
     assert cli.main([*args[:-2], "seeds=[0,zero]"]) == 2
     assert "seeds: expected a list of integers" in capsys.readouterr().err
+
+
+def test_cli_without_seeds_keeps_one_ablation_in_run_dir(tmp_path, monkeypatch, capsys):
+    from server_app import cli
+
+    runner = FakeRunner()
+    monkeypatch.setattr(cli, "_subprocess_runner", runner)
+    run_dir = tmp_path / "abl"
+    args = ["ablation", "experiment=smoke", f"run_dir={run_dir}", f"data.root={tmp_path / 'data'}",
+            "data.clients=[a,b]", "variants=[baseline,fedureid]", "seed=4"]
+    assert cli.main(args) == 0
+    assert all("seed=4" in c for c in runner.calls) and len(runner.calls) == 2 and not (run_dir / "seed_4").exists()
+    assert (run_dir / "ablation_rank1.csv").exists() and not (run_dir / "ablation_seeds_rank1.csv").exists()
+    # the fake runs hold no checkpoint: the examples are skipped with a warning, the tables stay
+    assert "retrieval examples not rendered" in capsys.readouterr().err
