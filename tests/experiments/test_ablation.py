@@ -177,3 +177,12 @@ def test_measured_traffic_from_the_last_round_that_counted_it():
     assert "| fedureid | 0.5 | cloud | 3.00 | 1.00 | 3.00 | 3 (3.00 MB) | 3.00 / 3.00 / 3.00 (round 2) |" in text
     assert "| fedureid | 0.5 | edge (computed) | 3.00 | 1.00 | 3.00 | 1 (1.00 MB) | - |" in text
     assert "| baseline | 0 | cloud | 3.00 | 1.00 | 3.00 | 1 (1.00 MB) | - |" in text
+
+
+def test_compute_saving_says_more_when_compute_rose():
+    from reid_core.ablation_report import compute_markdown
+
+    def run(epochs: int, seconds: float) -> dict:
+        return {"rounds": [{"round": 1, "clients": {"a": {"epochs": epochs, "time-compute": seconds}}}]}
+    text = compute_markdown({"baseline": run(10, 100.0), "pe": run(8, 107.0)})
+    assert "pe vs baseline: 8 vs 10 local epochs (20% fewer), compute 107 s vs 100 s (7% more)" in text
