@@ -142,9 +142,10 @@ class FedUReIDStrategy(FedAvg):
 
     def _count_down(self, rnd: int, phase: str, records: list[ArrayRecord]) -> None:
         """Model bytes sent down: per edge, and distinct (Flower stores objects by content id)."""
-        sizes = {r.object_id: r.count_bytes() for r in records}
+        sized = [(r.object_id, r.count_bytes()) for r in records]  # each record serialised once
+        sizes = dict(sized)
         t = self._traffic(rnd)
-        t[f"{phase}_down_bytes"] = int(sum(r.count_bytes() for r in records))
+        t[f"{phase}_down_bytes"] = int(sum(n for _, n in sized))
         t[f"{phase}_down_distinct"] = len(sizes)
         t[f"{phase}_down_distinct_bytes"] = int(sum(sizes.values()))
 
