@@ -1,4 +1,4 @@
-"""ClientApp: one edge. Translates Flower messages to `reid_core.learner.EdgeLearner`.
+"""ClientApp: one edge. Translates Flower messages to `reid_core.learners.buc.learner.EdgeLearner`.
 
 Only the model's arrays and scalar metrics leave the edge; images, features,
 pseudo-labels and the exemplar memory stay in the node's state directory.
@@ -13,10 +13,10 @@ from flwr.app import Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 from flwr.common.logger import log
 
-from reid_core.learner import EdgeLearner, LearnerConfig
-from reid_core.personalize import interpolate
-from reid_core.settings import Settings, load_settings, parse_overrides
-from server_app.records import from_record, info_record, metric_record, to_record
+from reid_core.learners.buc.learner import EdgeLearner, LearnerConfig
+from reid_core.fedureid.personalized_update import interpolate
+from reid_core.config.settings import Settings, load_settings, parse_overrides
+from fedureid.records import from_record, info_record, metric_record, to_record
 
 app = ClientApp()
 

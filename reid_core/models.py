@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision import models as tvm
 
-from reid_core.config import ModelConfig
+from reid_core.config.schema import ModelConfig
 
 logger = logging.getLogger(__name__)
 

@@ -14,14 +14,14 @@ from flwr.app import ConfigRecord, Context
 from flwr.common.logger import log
 from flwr.serverapp import Grid, ServerApp
 
-from reid_core.arrays import model_arrays
-from reid_core.checkpoint import ServerState
+from reid_core.runtime.arrays import model_arrays
+from reid_core.runtime.checkpoint import ServerState
 from reid_core.models import build_model
-from reid_core.report import markdown_table, write_run_outputs
-from reid_core.settings import ConfigError, Settings, load_settings, parse_overrides
+from reid_core.experiments.report import markdown_table, write_run_outputs
+from reid_core.config.settings import ConfigError, Settings, load_settings, parse_overrides
 
-from .records import to_record
-from .strategy import FedUReIDStrategy
+from fedureid.records import to_record
+from server_app.strategy import FedUReIDStrategy
 
 app = ServerApp()
 

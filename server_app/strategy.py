@@ -12,10 +12,10 @@ from flwr.common.logger import log
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import FedAvg
 
-from reid_core.checkpoint import ServerState
-from reid_core.personalize import check_update, interpolate, weighted_average
+from reid_core.runtime.checkpoint import ServerState
+from reid_core.fedureid.personalized_update import check_update, interpolate, weighted_average
 
-from .records import CLIENT_NAME_KEY, from_record, to_record
+from fedureid.records import CLIENT_NAME_KEY, from_record, to_record
 
 MAX_EXAMPLES = 10_000_000  # an example count above this is absurd for one edge
 EVAL_KEYS = ("rank1", "rank5", "rank10", "mAP")

@@ -8,7 +8,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from .synth import FEDERATION_FILE, synth_main
+from reid_core.data.synth import FEDERATION_FILE, synth_main
 
 
 def ensure_federation(root: str | os.PathLike, seed: int = 0, preset: str = "demo") -> Path:

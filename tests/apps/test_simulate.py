@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-FEDUREID = [sys.executable, "-m", "server_app.cli"]
+FEDUREID = [sys.executable, "-m", "fedureid.cli"]
 
 
 def run_cli(*args, timeout=900):

@@ -1,5 +1,5 @@
 """docker/: no Docker engine runs here, so check the files themselves. Every container command
-must be exactly what `server_app.launcher` builds for the loopback deployment tests, every
+must be exactly what `fedureid.launcher` builds for the loopback deployment tests, every
 edge must have its own client-name, data and state mounts, and the versions must agree."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import pytest
 import yaml
 from flwr.common.config import parse_config_args
 
-from server_app.launcher import superexec_command, superlink_command, supernode_command
+from fedureid.launcher import superexec_command, superlink_command, supernode_command
 
 REPO = Path(__file__).resolve().parents[2]
 DOCKER = REPO / "docker"
@@ -170,7 +170,7 @@ def test_gpu_override_reserves_a_gpu_per_edge_only(base):
 def test_dockerignore_keeps_the_venv_out_of_the_build_context():
     lines = (DOCKER / "Dockerfile.dockerignore").read_text().split()
     assert lines.count("*") == 1, "allow-list: exclude everything, then re-include"
-    for needed in ("pyproject.toml", "README.md", "reid_core/", "server_app/", "client_app/", "conf/"):
+    for needed in ("pyproject.toml", "README.md", "reid_core/", "server_app/", "client_app/", "fedureid/", "conf/"):
         assert f"!{needed}" in lines, needed
     allowed = {line[1:].rstrip("/") for line in lines if line.startswith("!")}
     copy_lines = re.findall(r"^COPY (.+)$", (DOCKER / "Dockerfile").read_text(), re.M)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from flwr.common.config import parse_config_args
 
-from server_app.launcher import flower_env, node_config_arg, supernode_command
+from fedureid.launcher import flower_env, node_config_arg, supernode_command
 
 REPO = Path(__file__).resolve().parents[2]
 

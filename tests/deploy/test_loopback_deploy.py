@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from server_app.launcher import (
+from fedureid.launcher import (
     list_supernodes,
     register_supernode,
     submit,

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from reid_core.arrays import model_arrays
-from reid_core.checkpoint import ServerState
-from reid_core.config import ModelConfig
+from reid_core.runtime.arrays import model_arrays
+from reid_core.runtime.checkpoint import ServerState
+from reid_core.config.schema import ModelConfig
 from reid_core.data.federation import ensure_federation
 from reid_core.models import build_model
 

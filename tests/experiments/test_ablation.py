@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from reid_core.ablation import (
+from reid_core.experiments.ablation import (
     FEDERATED,
     VARIANTS,
     AblationPlan,
@@ -16,7 +16,7 @@ from reid_core.ablation import (
     parse_variants,
     run_ablation,
 )
-from reid_core.ablation_report import MB, communication, final_table, total_epochs
+from reid_core.experiments.ablation_report import MB, communication, final_table, total_epochs
 
 CLIENTS = ("a", "b")
 # rank-1 of client a per variant; client b gets +10; mAP is rank-1 / 2
@@ -163,7 +163,7 @@ def test_final_table_mean_ignores_missing_client():
 
 
 def test_measured_traffic_from_the_last_round_that_counted_it():
-    from reid_core.ablation_report import communication_markdown, measured_traffic
+    from reid_core.experiments.ablation_report import communication_markdown, measured_traffic
 
     t = {"train_up_bytes": 3 * MB, "train_down_bytes": 3 * MB, "train_down_distinct": 3,
          "train_down_distinct_bytes": 3 * MB, "evaluate_down_bytes": 3 * MB}
@@ -180,7 +180,7 @@ def test_measured_traffic_from_the_last_round_that_counted_it():
 
 
 def test_compute_saving_says_more_when_compute_rose():
-    from reid_core.ablation_report import compute_markdown
+    from reid_core.experiments.ablation_report import compute_markdown
 
     def run(epochs: int, seconds: float) -> dict:
         return {"rounds": [{"round": 1, "clients": {"a": {"epochs": epochs, "time-compute": seconds}}}]}

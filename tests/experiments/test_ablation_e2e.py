@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-CLI = [sys.executable, "-m", "server_app.cli"]
+CLI = [sys.executable, "-m", "fedureid.cli"]
 
 
 @pytest.mark.slow

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from reid_core.ablation import AblationPlan, run_ablation
-from reid_core.ablation_seeds import parse_seeds, seed_plan, seeds_rows, wins, write_seed_summary
+from reid_core.experiments.ablation import AblationPlan, run_ablation
+from reid_core.experiments.ablation_seeds import parse_seeds, seed_plan, seeds_rows, wins, write_seed_summary
 
 from test_ablation import CLIENTS, FakeRunner, _plan
 
@@ -77,7 +77,7 @@ def test_summary_files_and_a_seed_missing_a_variant(tmp_path):
 
 
 def test_cli_runs_one_ablation_per_seed_then_the_summary(tmp_path, monkeypatch, capsys):
-    from server_app import cli
+    from fedureid import cli
 
     runner = FakeRunner()
     monkeypatch.setattr(cli, "_subprocess_runner", runner)
@@ -98,7 +98,7 @@ def test_cli_runs_one_ablation_per_seed_then_the_summary(tmp_path, monkeypatch, 
 
 
 def test_cli_without_seeds_keeps_one_ablation_in_run_dir(tmp_path, monkeypatch, capsys):
-    from server_app import cli
+    from fedureid import cli
 
     runner = FakeRunner()
     monkeypatch.setattr(cli, "_subprocess_runner", runner)

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from reid_core.bench.round import main, makespan, round_split, split_table
+from reid_core.experiments.bench.round import main, makespan, round_split, split_table
 
 
 def test_makespan_longest_first_on_slots():

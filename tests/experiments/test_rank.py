@@ -8,8 +8,8 @@ import shutil
 import numpy as np
 import pytest
 
-from reid_core.retrieval import list_images, top_k
-from server_app.cli import main as cli_main
+from reid_core.experiments.retrieval import list_images, top_k
+from fedureid.cli import main as cli_main
 
 
 @pytest.fixture()

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from reid_core.data.market import parse_market_name, read_market_layout
-from reid_core.view import (
+from reid_core.experiments.view import (
     BLUE,
     GREEN,
     GREY,
@@ -24,7 +24,7 @@ from reid_core.view import (
     show_retrieval,
     tile_box,
 )
-from reid_core.retrieval import load_model
+from reid_core.experiments.retrieval import load_model
 
 MU = 0.5  # the fake run's mu (conftest.py)
 

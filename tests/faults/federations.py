@@ -124,7 +124,7 @@ def run_federation(grid: InProcessGrid, rc: dict, run_dir: Path, data_root: Path
 
 def model_reference(rc: dict) -> dict[str, np.ndarray]:
     """The arrays of the model a run config describes (names, order, shapes, dtypes)."""
-    from reid_core.arrays import model_arrays
+    from reid_core.runtime.arrays import model_arrays
     from reid_core.models import build_model
     from server_app.app import settings_from_run_config
 
@@ -132,7 +132,7 @@ def model_reference(rc: dict) -> dict[str, np.ndarray]:
 
 
 def arrays_of(msg) -> dict[str, np.ndarray]:
-    from server_app.records import from_record
+    from fedureid.records import from_record
 
     return from_record(msg.content["arrays"])
 

@@ -15,7 +15,7 @@ from flwr.app import ConfigRecord, Message, MessageType, RecordDict
 
 from federations import kill_processes_mentioning, make_grid, run_config, run_federation
 from harness import run_client_app
-from server_app.records import to_record
+from fedureid.records import to_record
 
 pytestmark = pytest.mark.faults
 
@@ -38,7 +38,7 @@ CASES = [
 def test_simulate_refuses_bad_value_naming_the_key(tmp_path: Path, overrides: list[str], key: str):
     t0 = time.time()
     try:
-        res = subprocess.run([sys.executable, "-m", "server_app.cli", "simulate", "experiment=smoke",
+        res = subprocess.run([sys.executable, "-m", "fedureid.cli", "simulate", "experiment=smoke",
                               f"run_dir={tmp_path / 'run'}", *overrides],
                              cwd=REPO, capture_output=True, text=True, timeout=20)
     except subprocess.TimeoutExpired:
@@ -57,7 +57,7 @@ def test_simulate_refuses_bad_value_naming_the_key(tmp_path: Path, overrides: li
 def test_serverapp_refuses_bad_run_config_before_any_message(smoke_root: Path, tmp_path: Path,
                                                              run_config_change: dict, key: str):
     """What `flwr run --run-config` hands the ServerApp directly, without the CLI's check."""
-    from reid_core.settings import ConfigError
+    from reid_core.config.settings import ConfigError
 
     rc = run_config(tmp_path / "run", ["edge_a", "edge_b"], smoke_root)
     rc = {**rc, **run_config_change, "overrides": rc["overrides"] + " " + run_config_change.get("overrides", "")}

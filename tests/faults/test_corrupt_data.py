@@ -14,8 +14,8 @@ pytestmark = pytest.mark.faults
 
 
 def learner(data_dir: Path, state_dir: Path, name: str = "edge_x"):
-    from reid_core.learner import EdgeLearner, LearnerConfig
-    from reid_core.settings import load_settings
+    from reid_core.learners.buc.learner import EdgeLearner, LearnerConfig
+    from reid_core.config.settings import load_settings
 
     s = load_settings(["experiment=smoke", "data.synth_preset=null", f"data.root={data_dir.parent}",
                        f"data.clients=[{data_dir.name}]"])
@@ -39,7 +39,7 @@ def test_each_kind_of_damaged_file_is_skipped_with_its_reason(smoke_root: Path, 
 
 
 def test_edge_without_usable_images_raises_clear_error(smoke_root: Path, tmp_path: Path):
-    from reid_core.learner import NoUsableData
+    from reid_core.learners.buc.learner import NoUsableData
 
     data = tmp_path / "edge_c"
     shutil.copytree(smoke_root / "edge_c", data)

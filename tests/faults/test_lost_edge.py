@@ -67,7 +67,7 @@ def test_round_completes_without_the_lost_edge_and_logs_it(lost_edge_run):
 
 @pytest.mark.slow
 def test_returning_edge_gets_its_personalised_model(lost_edge_run):
-    from reid_core.personalize import interpolate, weighted_average
+    from reid_core.fedureid.personalized_update import interpolate, weighted_average
     from server_app.app import settings_from_run_config
 
     mu = settings_from_run_config(lost_edge_run.rc).federation.mu
@@ -130,7 +130,7 @@ def _learner_round(state_dir: Path) -> int:
 @pytest.mark.deploy
 @pytest.mark.timeout(2400, method="signal")
 def test_deployed_supernode_killed_mid_training_rejoins(smoke_root: Path, tmp_path: Path):
-    from server_app.launcher import submit, superlink, supernode, write_run_config
+    from fedureid.launcher import submit, superlink, supernode, write_run_config
 
     work = tmp_path
     run_dir, states = work / "run", work / "state"

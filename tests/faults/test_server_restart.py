@@ -89,7 +89,7 @@ def test_resumed_history_is_complete_and_edges_do_not_redo_their_clustering(rest
 @pytest.mark.slow
 def test_resumed_run_ends_where_an_uninterrupted_run_ends(restart_runs):
     """Training is seeded: the killed-and-resumed run matches one that never stopped."""
-    from reid_core.checkpoint import ServerState
+    from reid_core.runtime.checkpoint import ServerState
 
     clean = ServerState.load(restart_runs["uninterrupted"].run_dir / "checkpoint")
     resumed = ServerState.load(restart_runs["resumed"].run_dir / "checkpoint")
@@ -109,8 +109,8 @@ def test_resumed_run_ends_where_an_uninterrupted_run_ends(restart_runs):
 
 def test_crash_between_checkpoint_files_leaves_the_previous_round(tmp_path, monkeypatch):
     """kill -9 after the arrays file but before meta.json: loading gives round r, consistently."""
-    import reid_core.checkpoint as checkpoint
-    from reid_core.checkpoint import ServerState
+    import reid_core.runtime.checkpoint as checkpoint
+    from reid_core.runtime.checkpoint import ServerState
 
     def arrays(v):
         return {"w": np.full(3, v, np.float32)}
@@ -154,7 +154,7 @@ def test_simulation_killed_after_round_1_resumes_when_rerun(smoke_root: Path, tm
 
     repo = Path(__file__).resolve().parents[2]
     run_dir = tmp_path / "run"
-    cmd = [sys.executable, "-m", "server_app.cli", "simulate", "experiment=smoke", f"run_dir={run_dir}",
+    cmd = [sys.executable, "-m", "fedureid.cli", "simulate", "experiment=smoke", f"run_dir={run_dir}",
            f"data.root={smoke_root}", "data.synth_preset=null", "rounds=3", "train.first_round_epochs=1",
            "train.epochs=1"]
     meta_file = run_dir / "checkpoint" / "meta.json"

@@ -1,4 +1,4 @@
-"""Tests for reid_core.clustering: BUC merge, exact k-NN version vs dense reference."""
+"""Tests for reid_core.learners.buc.merge: BUC merge, exact k-NN version vs dense reference."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from reid_core import knn
-from reid_core.clustering import (
+from reid_core.learners import knn
+from reid_core.learners.buc.merge import (
     _exact_sq_distances,
     _max_sq_norm,
     _quantization_shift,

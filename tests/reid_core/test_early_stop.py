@@ -1,11 +1,11 @@
-"""Tests for reid_core.early_stop: Personalized Epoch rules on hand-made sequences."""
+"""Tests for reid_core.fedureid.personalized_epoch: Personalized Epoch rules on hand-made sequences."""
 
 from __future__ import annotations
 
 import pytest
 
-from reid_core.config import EarlyStopConfig
-from reid_core.early_stop import EarlyStopper, plateau_rule, precision_rule
+from reid_core.config.schema import EarlyStopConfig
+from reid_core.fedureid.personalized_epoch import EarlyStopper, plateau_rule, precision_rule
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""Tests for reid_core.evaluation: Market-1501 CMC/mAP, distances, feature extraction."""
+"""Tests for reid_core.eval.ranking: Market-1501 CMC/mAP, distances, feature extraction."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ import pytest
 import torch
 from PIL import Image
 
-from reid_core.bench.evaluation import market_like_problem, naive_evaluate_rank
-from reid_core.config import ImageConfig, ModelConfig
+from reid_core.experiments.bench.evaluation import market_like_problem, naive_evaluate_rank
+from reid_core.config.schema import ImageConfig, ModelConfig
 from reid_core.data.market import read_market_layout
-from reid_core.evaluation import (
+from reid_core.eval.ranking import (
     evaluate_features,
     evaluate_model,
     evaluate_rank,

@@ -1,4 +1,4 @@
-"""Tests for reid_core.losses: the exemplar memory of BUC's repelled loss."""
+"""Tests for reid_core.learners.buc.exemplar_memory: the exemplar memory of BUC's repelled loss."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from reid_core.losses import ExemplarMemory, precision
+from reid_core.learners.buc.exemplar_memory import ExemplarMemory, precision
 
 
 def two_cluster_memory() -> ExemplarMemory:

@@ -1,4 +1,4 @@
-"""Tests for reid_core.models and reid_core.device."""
+"""Tests for reid_core.models and reid_core.runtime.device."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import pytest
 import torch
 from torchvision import models as tvm
 
-from reid_core.config import ModelConfig
-from reid_core.device import resolve_device
+from reid_core.config.schema import ModelConfig
+from reid_core.runtime.device import resolve_device
 from reid_core.models import build_model, param_groups
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared"

@@ -1,4 +1,4 @@
-"""Tests for reid_core.profiler: merge amounts, identity estimate, Profiler state."""
+"""Tests for reid_core.fedureid.personalized_clustering: merge amounts, identity estimate, Profiler state."""
 
 from __future__ import annotations
 
@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from reid_core import knn
-from reid_core import profiler as profiler_module
-from reid_core.config import ClusterConfig
-from reid_core.profiler import (
+from reid_core.learners import knn
+from reid_core.fedureid import personalized_clustering as profiler_module
+from reid_core.config.schema import ClusterConfig
+from reid_core.fedureid.personalized_clustering import (
     Profiler,
     estimate_num_identities,
     fixed_merge_amount,

@@ -2,7 +2,7 @@
 
 import pytest
 
-from reid_core.settings import ConfigError, load_settings
+from reid_core.config.settings import ConfigError, load_settings
 
 
 def test_default_is_demo_fedureid():

@@ -11,13 +11,13 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from .config import EarlyStopConfig, ImageConfig, TrainConfig
-from .data.images import UnlabeledImageDataset, collate_skip_none
-from .data.transforms import train_transform
-from .early_stop import EarlyStopper
-from .knn import faiss_worker_init
-from .losses import ExemplarMemory
-from .models import ReIDNet, param_groups
+from reid_core.config.schema import EarlyStopConfig, ImageConfig, TrainConfig
+from reid_core.data.images import UnlabeledImageDataset, collate_skip_none
+from reid_core.data.transforms import train_transform
+from reid_core.fedureid.personalized_epoch import EarlyStopper
+from reid_core.learners.knn import faiss_worker_init
+from reid_core.learners.buc.exemplar_memory import ExemplarMemory
+from reid_core.models import ReIDNet, param_groups
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """Small frozen dataclasses that core code receives (never a whole config tree).
 
-`reid_core.settings` builds them from the Hydra-composed `conf/` tree; each core
+`reid_core.config.settings` builds them from the Hydra-composed `conf/` tree; each core
 function takes only the dataclass it needs.
 """
 

@@ -1,6 +1,6 @@
 """Time ``evaluate_rank`` on a Market-1501-sized random problem against a naive loop.
 
-Run: ``python -m reid_core.bench.evaluation [--num-query 3368 --num-gallery 15913]``.
+Run: ``python -m reid_core.experiments.bench.evaluation [--num-query 3368 --num-gallery 15913]``.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from reid_core.evaluation import evaluate_rank
+from reid_core.eval.ranking import evaluate_rank
 
 
 def naive_evaluate_rank(distmat: np.ndarray, q_pids: np.ndarray, g_pids: np.ndarray,

@@ -1,6 +1,6 @@
 """Use a trained model: load it from a server checkpoint, rank a gallery for each query.
 
-The checkpoint (`run_dir/checkpoint`, see :mod:`reid_core.checkpoint`) holds the
+The checkpoint (`run_dir/checkpoint`, see :mod:`reid_core.runtime.checkpoint`) holds the
 global model and each client's last uploaded local model; the run's metrics.json
 holds the experiment, its overrides and mu. A client's personalised model is
 theta_k = mu * theta_k(local) + (1 - mu) * theta_global, the model it was evaluated with.
@@ -19,13 +19,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .arrays import load_arrays
-from .checkpoint import ServerState
-from .config import ImageConfig, ModelConfig
-from .data.market import IMAGE_EXTENSIONS
-from .evaluation import extract_features, pairwise_sqdist
-from .models import ReIDNet, build_model
-from .personalize import interpolate
+from reid_core.runtime.arrays import load_arrays
+from reid_core.runtime.checkpoint import ServerState
+from reid_core.config.schema import ImageConfig, ModelConfig
+from reid_core.data.market import IMAGE_EXTENSIONS
+from reid_core.eval.ranking import extract_features, pairwise_sqdist
+from reid_core.models import ReIDNet, build_model
+from reid_core.fedureid.personalized_update import interpolate
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ def run_configs(run_dir: Path, extra_overrides: Sequence[str] = ()) -> tuple[Mod
     """
     from omegaconf import OmegaConf
 
-    from .settings import compose
+    from reid_core.config.settings import compose
 
     metrics_file = run_dir / "metrics.json"
     meta = json.loads(metrics_file.read_text()) if metrics_file.exists() else {}

@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from .checkpoint import ServerState
-from .data.market import ReIDDataset, parse_market_name, read_market_layout
-from .evaluation import evaluate_features
-from .retrieval import LoadedModel, checkpoint_dirs, features_of, load_model, top_k
+from reid_core.runtime.checkpoint import ServerState
+from reid_core.data.market import ReIDDataset, parse_market_name, read_market_layout
+from reid_core.eval.ranking import evaluate_features
+from reid_core.experiments.retrieval import LoadedModel, checkpoint_dirs, features_of, load_model, top_k
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .ablation_report import write_ablation_outputs
+from reid_core.experiments.ablation_report import write_ablation_outputs
 
 log = logging.getLogger(__name__)
 

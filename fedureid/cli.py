@@ -46,7 +46,7 @@ def _split(args: Sequence[str], own_keys: Sequence[str] = ("experiment",)) -> tu
 
 
 def _settings_or_exit(overrides: list[str]):
-    from reid_core.settings import ConfigError, load_settings
+    from reid_core.config.settings import ConfigError, load_settings
 
     try:
         return load_settings(overrides)
@@ -73,9 +73,9 @@ def cmd_simulate(args: Sequence[str]) -> int:
     settings = _settings_or_exit([f"experiment={experiment}", *rest])  # refuse bad values first
 
     from reid_core.data.federation import ensure_federation
-    from reid_core.report import markdown_table
+    from reid_core.experiments.report import markdown_table
 
-    from .launcher import submit, superlink, write_run_config
+    from fedureid.launcher import submit, superlink, write_run_config
     # Absolute paths: Flower's processes do not run in this working directory.
     rest = [*rest, f"run_dir={settings.run_dir}", f"data.root={settings.data_root}"]
     if settings.model.weights not in (None, "torchvision"):
@@ -112,7 +112,7 @@ def cmd_simulate(args: Sequence[str]) -> int:
 
 
 def cmd_standalone(args: Sequence[str]) -> int:
-    from reid_core.standalone import run_standalone
+    from reid_core.experiments.standalone import run_standalone
 
     own, rest = _split(args, ("experiment", "data"))
     if "data" not in own:
@@ -133,11 +133,11 @@ def cmd_bench(args: Sequence[str]) -> int:
     if not args or args[0] not in ("clustering", "evaluation", "round"):
         raise SystemExit(f"error: bench clustering|evaluation|round\n\n{USAGE}")
     if args[0] == "clustering":
-        from reid_core.bench.clustering import main as bench_main
+        from reid_core.experiments.bench.clustering import main as bench_main
     elif args[0] == "round":
-        from reid_core.bench.round import main as bench_main
+        from reid_core.experiments.bench.round import main as bench_main
     else:
-        from reid_core.bench.evaluation import main as bench_main
+        from reid_core.experiments.bench.evaluation import main as bench_main
     return int(bench_main(list(args[1:])) or 0)
 
 
@@ -161,13 +161,13 @@ def _subprocess_runner(args: Sequence[str], log_file: Path) -> int:
 
     print(f"  $ fedureid {' '.join(args)}   (log: {log_file})", flush=True)
     with open(log_file, "a") as log:
-        return subprocess.run([sys.executable, "-m", "server_app.cli", *args], stdout=log,
+        return subprocess.run([sys.executable, "-m", "fedureid.cli", *args], stdout=log,
                               stderr=subprocess.STDOUT, check=False).returncode
 
 
 def _retrieval_examples(run_dir: Path, data_root: str, examples: int) -> None:
     """Render the fedureid run's retrieval examples and link them from ablation.md."""
-    from reid_core.view import render_retrieval_examples
+    from reid_core.experiments.view import render_retrieval_examples
 
     try:
         pngs = render_retrieval_examples(run_dir / "fedureid", data_root, num_queries=examples)
@@ -184,10 +184,10 @@ def cmd_ablation(args: Sequence[str]) -> int:
     """Standalone BUC and the six federated variants on the same clients, for one or more seeds."""
     from dataclasses import replace
 
-    from reid_core.ablation import AblationPlan, parse_variants, run_ablation, settings_lines
-    from reid_core.ablation_report import model_nbytes
-    from reid_core.ablation_seeds import parse_seeds, seed_plan, write_seed_summary
-    from reid_core.arrays import model_arrays
+    from reid_core.experiments.ablation import AblationPlan, parse_variants, run_ablation, settings_lines
+    from reid_core.experiments.ablation_report import model_nbytes
+    from reid_core.experiments.ablation_seeds import parse_seeds, seed_plan, write_seed_summary
+    from reid_core.runtime.arrays import model_arrays
     from reid_core.models import build_model
 
     own, shared = _key_values(args, ("experiment", "run_dir", "variants", "examples", "seeds"), "ablation")
@@ -245,7 +245,7 @@ def _model_kind(own: dict[str, str]) -> str:
 
 def cmd_show(args: Sequence[str]) -> int:
     """Draw one query and its top-k gallery matches from a checkpointed model."""
-    from reid_core.view import show_retrieval
+    from reid_core.experiments.view import show_retrieval
 
     own, rest = _key_values(args, ("checkpoint", "data", "client", "query", "k", "out", "model"), "show")
     if "checkpoint" not in own or "data" not in own:
@@ -265,7 +265,7 @@ def cmd_show(args: Sequence[str]) -> int:
 
 def cmd_rank(args: Sequence[str]) -> int:
     """Rank a gallery folder for every image of a query folder with a trained model."""
-    from reid_core.retrieval import rank_folders
+    from reid_core.experiments.retrieval import rank_folders
 
     own, rest = _key_values(args, ("checkpoint", "query", "gallery", "client", "k", "out", "model"), "rank")
     missing = [k for k in ("checkpoint", "query", "gallery") if k not in own]

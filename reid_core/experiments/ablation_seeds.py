@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from .ablation import AblationPlan
-from .ablation_report import METRIC_LABELS, compute_seconds, total_epochs, write_table_files
+from reid_core.experiments.ablation import AblationPlan
+from reid_core.experiments.ablation_report import METRIC_LABELS, compute_seconds, total_epochs, write_table_files
 
 Results = Mapping[str, Mapping[str, Any]]  # variant -> metrics.json of one seed
 

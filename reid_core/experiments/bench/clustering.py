@@ -1,11 +1,11 @@
 """Time the BUC merge step against one FAISS k-NN pass and the original dense code.
 
 Run: ``fedureid bench clustering [--sizes 2000 12936] [--large] [--skip-original]``
-(or ``python -m reid_core.bench.clustering``). Every number in a row comes from
+(or ``python -m reid_core.experiments.bench.clustering``). Every number in a row comes from
 the same run on the same features: one exact FAISS k-NN pass (k=20), our merge at
 the first round (singletons) and at a later round (clusters of 2-10 images), the
 original-style merge, their ratios, the peak RSS increase of each and whether the
-labels equal :func:`reid_core.clustering.buc_merge_dense` / the original style.
+labels equal :func:`reid_core.learners.buc.merge.buc_merge_dense` / the original style.
 Columns: ``srch`` search passes, ``refine`` queries searched again deeper, ``extra s``
 our time outside k-NN searches (robust to CPU contention from other processes).
 """
@@ -21,8 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from reid_core.clustering import buc_merge, buc_merge_dense
-from reid_core.knn import faiss_info, resolve_backend, search_base
+from reid_core.learners.buc.merge import buc_merge, buc_merge_dense
+from reid_core.learners.knn import faiss_info, resolve_backend, search_base
 
 MARKET_TRAIN_IMAGES = 12936
 IMAGES_PER_IDENTITY = 17  # Market-1501: 12,936 images of 751 identities

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from .config import (
+from reid_core.config.schema import (
     ClusterConfig,
     EarlyStopConfig,
     ImageConfig,
@@ -21,7 +21,7 @@ from .config import (
     TrainConfig,
 )
 
-CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 ALGORITHMS = ("baseline", "pc", "pe", "pc_pe", "pu", "fedureid")
 EXPERIMENTS = ("smoke", "demo", "real_cpu", "paper")
 ARCHS = ("resnet50", "resnet18", "mobilenet_v2", "tiny")

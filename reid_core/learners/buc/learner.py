@@ -20,16 +20,16 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
-from .arrays import load_arrays, model_arrays
-from .clustering import buc_merge
-from .config import ClusterConfig, EarlyStopConfig, ImageConfig, ModelConfig, TrainConfig
-from .data import read_market_layout, scan_images, unlabeled_paths
-from .device import resolve_device
-from .evaluation import evaluate_model, extract_features
-from .losses import ExemplarMemory
-from .models import ReIDNet, build_model
-from .profiler import Profiler
-from .trainer import train_epochs
+from reid_core.runtime.arrays import load_arrays, model_arrays
+from reid_core.learners.buc.merge import buc_merge
+from reid_core.config.schema import ClusterConfig, EarlyStopConfig, ImageConfig, ModelConfig, TrainConfig
+from reid_core.data import read_market_layout, scan_images, unlabeled_paths
+from reid_core.runtime.device import resolve_device
+from reid_core.eval.ranking import evaluate_model, extract_features
+from reid_core.learners.buc.exemplar_memory import ExemplarMemory
+from reid_core.models import ReIDNet, build_model
+from reid_core.fedureid.personalized_clustering import Profiler
+from reid_core.learners.buc.trainer import train_epochs
 
 log = logging.getLogger(__name__)
 

@@ -6,9 +6,9 @@ import logging
 import os
 import time
 
-from .learner import EdgeLearner, LearnerConfig
-from .report import markdown_table, per_round_table, write_run_outputs
-from .settings import Settings
+from reid_core.learners.buc.learner import EdgeLearner, LearnerConfig
+from reid_core.experiments.report import markdown_table, per_round_table, write_run_outputs
+from reid_core.config.settings import Settings
 
 log = logging.getLogger(__name__)
 

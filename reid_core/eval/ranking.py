@@ -11,7 +11,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from reid_core.config import ImageConfig
+from reid_core.config.schema import ImageConfig
 
 logger = logging.getLogger(__name__)
 

@@ -69,7 +69,7 @@ def split_table(metrics: Mapping[str, Any], slots: int) -> tuple[list[dict[str, 
 
 def simulate(run_dir: Path, experiment: str, overrides: Sequence[str]) -> int:
     """Run `fedureid simulate` into `run_dir` (its output streams to this terminal)."""
-    cmd = [sys.executable, "-m", "server_app.cli", "simulate", f"experiment={experiment}",
+    cmd = [sys.executable, "-m", "fedureid.cli", "simulate", f"experiment={experiment}",
            f"run_dir={run_dir}", *overrides]
     print("running:", " ".join(cmd), flush=True)
     return subprocess.run(cmd, check=False).returncode

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from reid_core.config import EarlyStopConfig
+from reid_core.config.schema import EarlyStopConfig
 
 RULES = ("none", "precision", "plateau")
 
