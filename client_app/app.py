@@ -1,4 +1,4 @@
-"""ClientApp: one edge. Translates Flower messages to `reid_core.learners.buc.learner.EdgeLearner`.
+"""ClientApp: one edge. Translates Flower messages to an edge learner (`reid_core.learners`).
 
 Only the model's arrays and scalar metrics leave the edge; images, features,
 pseudo-labels and the exemplar memory stay in the node's state directory.
@@ -13,7 +13,7 @@ from flwr.app import Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 from flwr.common.logger import log
 
-from reid_core.learners.buc.learner import EdgeLearner, LearnerConfig
+from reid_core.learners import EdgeLearner, learner_from_settings
 from reid_core.fedureid.personalized_update import interpolate
 from reid_core.config.settings import Settings, load_settings, parse_overrides
 from fedureid.records import from_record, info_record, metric_record, to_record
@@ -53,10 +53,7 @@ def _learner(context: Context) -> tuple[EdgeLearner, Settings]:
         raise FileNotFoundError(f"client '{name}': its data folder (node_config 'data-dir'; data.root/{name} "
                                 "in simulation) does not exist; see the edge's log")
     state_dir = str(context.node_config.get("state-dir") or os.path.join(settings.run_dir, "edge_state", name))
-    cfg = LearnerConfig(model=settings.model, image=settings.image, train=settings.train,
-                        early_stop=settings.early_stop, cluster=settings.cluster_for(name),
-                        total_rounds=settings.rounds)
-    return EdgeLearner(name, data_dir, cfg, state_dir), settings
+    return learner_from_settings(settings, name, data_dir, state_dir), settings
 
 
 def _received_model(msg: Message, learner: EdgeLearner) -> dict:

@@ -25,6 +25,7 @@ CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 ALGORITHMS = ("baseline", "pc", "pe", "pc_pe", "pu", "fedureid")
 EXPERIMENTS = ("smoke", "demo", "real_cpu", "paper")
 ARCHS = ("resnet50", "resnet18", "mobilenet_v2", "tiny")
+LEARNERS = ("buc",)  # reid_core.learners.make_learner builds them
 
 
 class ConfigError(ValueError):
@@ -66,6 +67,7 @@ class Settings:
     cluster: ClusterConfig
     federation: FederationConfig
     overrides: tuple[str, ...] = field(default=())
+    learner: str = "buc"
 
     def client_dir(self, name: str) -> str:
         """Data folder of one simulated client."""
@@ -173,6 +175,7 @@ def settings_from_cfg(cfg: Any, overrides: tuple[str, ...] = (), base_dir: str |
             "federation",
         ),
         overrides=overrides,
+        learner=str(c.get("learner", "buc")),
     )
     validate(settings, check_data)
     return settings
@@ -194,6 +197,7 @@ def _require(ok: bool, key: str, message: str) -> None:
 def validate(s: Settings, check_data: bool = True) -> None:
     """Refuse out-of-range or unknown values before any training, naming the key."""
     _require(isinstance(s.rounds, int) and s.rounds >= 1, "rounds", f"must be an integer >= 1, got {s.rounds!r}")
+    _require(s.learner in LEARNERS, "learner", f"unknown '{s.learner}', choose one of {LEARNERS}")
     _require(s.algorithm in ALGORITHMS, "algorithm", f"unknown '{s.algorithm}', choose one of {ALGORITHMS}")
     fed = s.federation
     _require(0.0 <= float(fed.mu) <= 1.0, "pu.mu", f"mu must be in [0, 1], got {fed.mu!r}")

@@ -6,7 +6,7 @@ import logging
 import os
 import time
 
-from reid_core.learners.buc.learner import EdgeLearner, LearnerConfig
+from reid_core.learners import learner_from_settings
 from reid_core.experiments.report import markdown_table, per_round_table, write_run_outputs
 from reid_core.config.settings import Settings
 
@@ -16,11 +16,8 @@ log = logging.getLogger(__name__)
 def run_standalone(settings: Settings, client: str) -> dict:
     """Train BUC for `settings.rounds` stages, evaluating after each; write run outputs."""
     t0 = time.time()
-    cfg = LearnerConfig(model=settings.model, image=settings.image, train=settings.train,
-                        early_stop=settings.early_stop, cluster=settings.cluster_for(client),
-                        total_rounds=settings.rounds)
-    learner = EdgeLearner(client, settings.client_dir(client), cfg,
-                          state_dir=os.path.join(settings.run_dir, "edge_state", client))
+    learner = learner_from_settings(settings, client, settings.client_dir(client),
+                                    state_dir=os.path.join(settings.run_dir, "edge_state", client))
     arrays = learner.local_model() if learner.round > 0 else None
     history = [] if learner.round > 0 else [{"round": 0, "clients": {client: learner.evaluate(None)}}]
     for rnd in range(learner.round + 1, settings.rounds + 1):

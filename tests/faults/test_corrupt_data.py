@@ -14,14 +14,12 @@ pytestmark = pytest.mark.faults
 
 
 def learner(data_dir: Path, state_dir: Path, name: str = "edge_x"):
-    from reid_core.learners.buc.learner import EdgeLearner, LearnerConfig
     from reid_core.config.settings import load_settings
+    from reid_core.learners import learner_from_settings
 
     s = load_settings(["experiment=smoke", "data.synth_preset=null", f"data.root={data_dir.parent}",
                        f"data.clients=[{data_dir.name}]"])
-    cfg = LearnerConfig(model=s.model, image=s.image, train=s.train, early_stop=s.early_stop,
-                        cluster=s.cluster, total_rounds=s.rounds)
-    return EdgeLearner(name, str(data_dir), cfg, str(state_dir))
+    return learner_from_settings(s, name, str(data_dir), str(state_dir))
 
 
 def test_each_kind_of_damaged_file_is_skipped_with_its_reason(smoke_root: Path, tmp_path: Path):
@@ -39,7 +37,7 @@ def test_each_kind_of_damaged_file_is_skipped_with_its_reason(smoke_root: Path, 
 
 
 def test_edge_without_usable_images_raises_clear_error(smoke_root: Path, tmp_path: Path):
-    from reid_core.learners.buc.learner import NoUsableData
+    from reid_core.learners import NoUsableData
 
     data = tmp_path / "edge_c"
     shutil.copytree(smoke_root / "edge_c", data)

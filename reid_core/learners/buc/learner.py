@@ -1,172 +1,48 @@
-"""One edge's unsupervised learner: BUC + PC + PE on its own unlabeled images.
+"""BUC at the edge: exemplar-memory training on pseudo-labels, then a bottom-up merge.
 
-Used by the ClientApp (one round per message) and by standalone training. Its
-state (pseudo-labels, memory, profiler, last local model) stays on the edge, in
-`state_dir`, so a restarted node resumes its clustering.
+The paper's local learner (Lin et al., AAAI 2019, as used by FedUReID). Each round
+trains on the current clusters (round 1: every image its own cluster), then merges
+as many clusters as Personalized Clustering asks; Personalized Epoch may stop the
+local epochs early.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
-import os
-import shutil
 import time
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
-import torch
 
-from reid_core.runtime.arrays import load_arrays, model_arrays
-from reid_core.learners.buc.merge import buc_merge
-from reid_core.config.schema import ClusterConfig, EarlyStopConfig, ImageConfig, ModelConfig, TrainConfig
-from reid_core.data import read_market_layout, scan_images, unlabeled_paths
-from reid_core.runtime.device import resolve_device
-from reid_core.eval.ranking import evaluate_model, extract_features
-from reid_core.learners.buc.exemplar_memory import ExemplarMemory
-from reid_core.models import ReIDNet, build_model
+from reid_core.config.schema import EarlyStopConfig
 from reid_core.fedureid.personalized_clustering import Profiler
+from reid_core.learners.base import EdgeLearner
+from reid_core.learners.buc.exemplar_memory import ExemplarMemory
+from reid_core.learners.buc.merge import buc_merge
 from reid_core.learners.buc.trainer import train_epochs
+from reid_core.runtime.arrays import model_arrays
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class LearnerConfig:
-    """The small configs one edge needs."""
-
-    model: ModelConfig
-    image: ImageConfig
-    train: TrainConfig
-    early_stop: EarlyStopConfig
-    cluster: ClusterConfig
-    total_rounds: int
-
-
-class NoUsableData(ValueError):
-    """The edge has no readable training images."""
-
-
-class EdgeLearner:
+class BUCLearner(EdgeLearner):
     """Pseudo-label learner of one client; `train_round` is one federated round."""
 
-    STATE_FILE = "learner_state.npz"
-    LOCAL_MODEL_FILE = "local_model.npz"
-
-    def __init__(self, name: str, data_dir: str, cfg: LearnerConfig, state_dir: str) -> None:
-        self.name, self.cfg = name, cfg
-        self.state_dir = Path(state_dir)
-        self.state_dir.mkdir(parents=True, exist_ok=True)
-        self.device = resolve_device(cfg.model.device)
-        self.dataset = read_market_layout(data_dir)
-        scan = scan_images(unlabeled_paths(self.dataset.train))
-        self.paths = list(scan.good)
-        self.skipped = dict(scan.bad)
-        if self.skipped:
-            log.warning("%s: skipped %d unusable training image(s), e.g. %s",
-                        name, len(self.skipped), next(iter(self.skipped.items())))
-        if not self.paths:
-            # The message travels to the server in Flower's error reply: the folder stays in the local log.
-            log.error("%s: no usable training images in %s", name, data_dir)
-            raise NoUsableData(f"client '{name}': no usable training images "
-                               f"({len(self.skipped)} unreadable); see the edge's log")
-        self.data_key = hashlib.sha1("\n".join(self.paths).encode()).hexdigest()
-        self._fresh_state()
-        self._load_state()
-
-    # ---- persistence ------------------------------------------------------------
     def _fresh_state(self) -> None:
-        """Before round 1: every image its own cluster."""
-        self.round = 0
-        self.labels = np.arange(len(self.paths), dtype=np.int64)
+        super()._fresh_state()
         self.memory: np.ndarray | None = None
         self.profiler = Profiler(self.cfg.cluster, total_merge_steps=max(self.cfg.total_rounds - 1, 1))
 
-    def _load_state(self) -> None:
-        path = self.state_dir / self.STATE_FILE
-        if not path.exists():
-            return
-        with np.load(path, allow_pickle=False) as z:
-            meta = json.loads(str(z["meta"]))
-            if meta["data_key"] != self.data_key:
-                log.warning("%s: training images changed since the saved state; clustering restarts", self.name)
-                return
-            self.round = int(meta["round"])
-            self.labels = z["labels"].astype(np.int64)
-            self.memory = z["memory"] if z["memory"].size else None
-            self.profiler.load_state_dict(meta.get("profiler", {}))
-        log.info("%s: resumed clustering after round %d (%d clusters)", self.name, self.round, self.num_clusters)
+    def _state_arrays(self) -> dict[str, np.ndarray]:
+        return {**super()._state_arrays(), "memory": self.memory if self.memory is not None else np.zeros(0)}
 
-    def save_state(self) -> None:
-        """Atomic write of labels, memory and profiler state (never leaves the edge)."""
-        meta = {"round": self.round, "data_key": self.data_key, "profiler": self.profiler.state_dict()}
-        tmp = self.state_dir / (self.STATE_FILE + ".tmp.npz")
-        np.savez(tmp, labels=self.labels, memory=self.memory if self.memory is not None else np.zeros(0),
-                 meta=np.array(json.dumps(meta)))
-        _keep_previous(self.state_dir / self.STATE_FILE)
-        os.replace(tmp, self.state_dir / self.STATE_FILE)
+    def _state_meta(self) -> dict[str, Any]:
+        return {**super()._state_meta(), "profiler": self.profiler.state_dict()}
 
-    def start_round(self, server_round: int) -> None:
-        """Go back to the state before `server_round` when this edge has trained it already.
-
-        That happens when the server restarted from its checkpoint after this edge finished
-        the round (it is sent again), or when a new run starts on a kept state folder.
-        Training it on top of its own result would merge the clusters twice.
-        """
-        if server_round > self.round:
-            return
-        files = [self.state_dir / name for name in (self.LOCAL_MODEL_FILE, self.STATE_FILE)]
-        if server_round == 1:  # a new run: start the clustering over
-            for path in files:
-                path.unlink(missing_ok=True)
-                _previous(path).unlink(missing_ok=True)
-        elif _previous(files[1]).exists():
-            for path in files:  # model first: a crash in between leaves the state to rewind again
-                if _previous(path).exists():
-                    os.replace(_previous(path), path)
-        else:
-            log.warning("%s: round %d sent again but no earlier state is kept; continuing after round %d",
-                        self.name, server_round, self.round)
-            return
-        done = self.round
-        self._fresh_state()
-        self._load_state()
-        log.warning("%s: round %d sent again (this edge had done round %d); continuing after round %d",
-                    self.name, server_round, done, self.round)
-
-    def local_model(self) -> dict[str, np.ndarray] | None:
-        """The model this edge trained last (for edge-side Personalized Update)."""
-        path = self.state_dir / self.LOCAL_MODEL_FILE
-        if not path.exists():
-            return None
-        with np.load(path, allow_pickle=False) as z:
-            return {k: z[k] for k in z.files}
-
-    def _save_local_model(self, arrays: Mapping[str, np.ndarray]) -> None:
-        tmp = self.state_dir / (self.LOCAL_MODEL_FILE + ".tmp.npz")
-        np.savez(tmp, **arrays)
-        _keep_previous(self.state_dir / self.LOCAL_MODEL_FILE)
-        os.replace(tmp, self.state_dir / self.LOCAL_MODEL_FILE)
-
-    @property
-    def num_clusters(self) -> int:
-        return int(self.labels.max()) + 1
-
-    # ---- one round ----------------------------------------------------------------
-    def build(self, arrays: Mapping[str, np.ndarray] | None) -> ReIDNet:
-        """A model holding `arrays` (or freshly initialised when None)."""
-        torch.manual_seed(self.cfg.train.seed)
-        model = build_model(self.cfg.model)
-        if arrays is not None:
-            load_arrays(model, arrays)
-        return model.to(self.device)
-
-    def _features(self, model: ReIDNet, which: str) -> np.ndarray:
-        return extract_features(model, self.paths, self.cfg.image.height, self.cfg.image.width,
-                                self.cfg.image.eval_batch_size, self.device, which=which)
+    def _restore(self, arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any]) -> None:
+        super()._restore(arrays, meta)
+        self.memory = arrays["memory"] if arrays["memory"].size else None
+        self.profiler.load_state_dict(meta.get("profiler", {}))
 
     def train_round(self, arrays: Mapping[str, np.ndarray] | None, server_round: int,
                     total_rounds: int | None = None) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
@@ -225,32 +101,3 @@ class EdgeLearner:
         }
         log.info("%s round %d: %s", self.name, server_round, metrics)
         return out, metrics
-
-    def _camids(self) -> np.ndarray:
-        by_path = {s.path: s.camid for s in self.dataset.train}
-        return np.array([by_path[p] for p in self.paths], dtype=np.int64)
-
-    def evaluate(self, arrays: Mapping[str, np.ndarray] | None) -> dict[str, Any]:
-        """rank-1/5/10 and mAP (percent) of `arrays` on this edge's query/gallery."""
-        t0 = time.time()
-        model = self.build(arrays)
-        res = evaluate_model(model, self.dataset.query, self.dataset.gallery, self.cfg.image, self.device)
-        return {**{k: float(res[k]) for k in ("rank1", "rank5", "rank10", "mAP")},
-                "num-examples": len(self.dataset.query), "time-eval": round(time.time() - t0, 3)}
-
-
-def _previous(path: Path) -> Path:
-    return path.with_name(path.stem + ".previous" + path.suffix)
-
-
-def _keep_previous(path: Path) -> None:
-    """Keep the last saved round beside the next one (see `EdgeLearner.start_round`)."""
-    if not path.exists():
-        return
-    tmp = path.with_name(path.name + ".previous.tmp")
-    tmp.unlink(missing_ok=True)
-    try:
-        os.link(path, tmp)  # no copy: the next os.replace gives `path` a new file
-    except OSError:
-        shutil.copyfile(path, tmp)
-    os.replace(tmp, _previous(path))
