@@ -9,90 +9,16 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import signal
-import socket
 import subprocess
-import sys
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Mapping, Sequence
 
+from fedureid.processes import _bin, flower_env, free_port, spawn, stop, wait_for_port
+
 APP_DIR = Path(__file__).resolve().parent.parent  # the folder holding pyproject.toml
-
-
-def flower_env(flwr_home: str | os.PathLike) -> dict[str, str]:
-    """Environment for Flower processes: private FLWR_HOME, telemetry and update checks off.
-
-    The running interpreter's bin folder goes first on PATH: the SuperLink and SuperNodes
-    start `flower-superexec`, `flwr-serverapp` and `flwr-clientapp` by name.
-    """
-    env = dict(os.environ)
-    bin_dir = str(Path(sys.executable).parent)
-    env["PATH"] = os.pathsep.join([bin_dir, *(p for p in env.get("PATH", "").split(os.pathsep) if p != bin_dir)])
-    env.update({
-        "FLWR_HOME": str(flwr_home),
-        "FLWR_TELEMETRY_ENABLED": "0",
-        "FLWR_DISABLE_UPDATE_CHECK": "1",
-        "RAY_USAGE_STATS_ENABLED": "0",
-        "PYTHONUNBUFFERED": "1",
-    })
-    return env
-
-
-def free_port() -> int:
-    """A free TCP port on 127.0.0.1."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _bin(name: str) -> str:
-    """A Flower executable from the running interpreter's environment."""
-    local = Path(sys.executable).parent / name
-    found = str(local) if local.exists() else shutil.which(name)
-    if not found:
-        raise FileNotFoundError(f"'{name}' not found; install flwr (pip install -e .)")
-    return found
-
-
-def wait_for_port(port: int, proc: subprocess.Popen, timeout: float = 60.0, log: Path | None = None) -> None:
-    """Block until something listens on 127.0.0.1:port, or fail with the process log."""
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            tail = log.read_text()[-3000:] if log and log.exists() else ""
-            raise RuntimeError(f"process exited with code {proc.returncode} before listening on {port}\n{tail}")
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.2)
-    raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout:.0f} s")
-
-
-def stop(proc: subprocess.Popen, grace: float = 10.0) -> None:
-    """SIGTERM the process group, then SIGKILL what is left."""
-    if proc.poll() is not None:
-        return
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=grace)
-    except (ProcessLookupError, subprocess.TimeoutExpired):
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        proc.wait(timeout=grace)
-
-
-def spawn(cmd: Sequence[str], env: dict[str, str], log: Path, cwd: str | None = None) -> subprocess.Popen:
-    """Start a process in its own group (so children such as flwr-serverapp stop with it)."""
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with open(log, "ab") as out:  # the child keeps its own copy of the descriptor
-        return subprocess.Popen(list(cmd), env=env, stdout=out, stderr=subprocess.STDOUT,
-                                cwd=cwd, start_new_session=True)
 
 
 @dataclass

@@ -78,9 +78,10 @@ def test_summary_files_and_a_seed_missing_a_variant(tmp_path):
 
 def test_cli_runs_one_ablation_per_seed_then_the_summary(tmp_path, monkeypatch, capsys):
     from fedureid import cli
+    from fedureid.cli import experiments
 
     runner = FakeRunner()
-    monkeypatch.setattr(cli, "_subprocess_runner", runner)
+    monkeypatch.setattr(experiments, "_subprocess_runner", runner)
     run_dir = tmp_path / "abl"
     args = ["ablation", "experiment=smoke", f"run_dir={run_dir}", f"data.root={tmp_path / 'data'}",
             "data.clients=[a,b]", "variants=[baseline,fedureid]", "seeds=[0,1]", "examples=0"]
@@ -99,9 +100,10 @@ def test_cli_runs_one_ablation_per_seed_then_the_summary(tmp_path, monkeypatch, 
 
 def test_cli_without_seeds_keeps_one_ablation_in_run_dir(tmp_path, monkeypatch, capsys):
     from fedureid import cli
+    from fedureid.cli import experiments
 
     runner = FakeRunner()
-    monkeypatch.setattr(cli, "_subprocess_runner", runner)
+    monkeypatch.setattr(experiments, "_subprocess_runner", runner)
     run_dir = tmp_path / "abl"
     args = ["ablation", "experiment=smoke", f"run_dir={run_dir}", f"data.root={tmp_path / 'data'}",
             "data.clients=[a,b]", "variants=[baseline,fedureid]", "seed=4"]

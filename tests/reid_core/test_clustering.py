@@ -14,8 +14,8 @@ from reid_core.learners.buc.merge import (
     _max_sq_norm,
     _quantization_shift,
     buc_merge,
-    buc_merge_dense,
 )
+from reid_core.learners.buc.merge_reference import buc_merge_dense
 
 IMPLEMENTATIONS = [buc_merge, buc_merge_dense]
 

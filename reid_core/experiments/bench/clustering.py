@@ -21,7 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from reid_core.learners.buc.merge import buc_merge, buc_merge_dense
+from reid_core.learners.buc.merge import buc_merge
+from reid_core.learners.buc.merge_reference import buc_merge_dense
 from reid_core.learners.knn import faiss_info, resolve_backend, search_base
 
 MARKET_TRAIN_IMAGES = 12936

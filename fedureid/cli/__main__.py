@@ -1,0 +1,5 @@
+import sys
+
+from fedureid.cli import main
+
+sys.exit(main())

@@ -1,0 +1,137 @@
+"""`fedureid ablation | show | rank`: the experiment runner and the trained models' retrieval views."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from fedureid.cli.args import key_values, settings_or_exit, usage_error
+
+
+def _subprocess_runner(args: Sequence[str], log_file: Path) -> int:
+    """Run one `fedureid` command in a fresh process; output goes to `log_file`."""
+    import subprocess
+
+    print(f"  $ fedureid {' '.join(args)}   (log: {log_file})", flush=True)
+    with open(log_file, "a") as log:
+        return subprocess.run([sys.executable, "-m", "fedureid.cli", *args], stdout=log,
+                              stderr=subprocess.STDOUT, check=False).returncode
+
+
+def _retrieval_examples(run_dir: Path, data_root: str, examples: int) -> None:
+    """Render the fedureid run's retrieval examples and link them from ablation.md."""
+    from reid_core.experiments.view import render_retrieval_examples
+
+    try:
+        pngs = render_retrieval_examples(run_dir / "fedureid", data_root, num_queries=examples)
+    except (ValueError, OSError) as err:  # the tables are written already; do not lose them
+        print(f"warning: retrieval examples not rendered: {err}", file=sys.stderr)
+        return
+    if pngs:
+        with open(run_dir / "ablation.md", "a") as f:
+            f.write("\n## Retrieval examples (fedureid, personalised models)\n\n")
+            f.write("\n".join(f"![{p.stem}](fedureid/{p.name})" for p in pngs) + "\n")
+
+
+def cmd_ablation(args: Sequence[str]) -> int:
+    """Standalone BUC and the six federated variants on the same clients, for one or more seeds."""
+    from dataclasses import replace
+
+    from reid_core.experiments.ablation import AblationPlan, parse_variants, run_ablation, settings_lines
+    from reid_core.experiments.ablation_report import model_nbytes
+    from reid_core.experiments.ablation_seeds import parse_seeds, seed_plan, write_seed_summary
+    from reid_core.runtime.arrays import model_arrays
+    from reid_core.models import build_model
+
+    own, shared = key_values(args, ("experiment", "run_dir", "variants", "examples", "seeds"), "ablation")
+    experiment = own.get("experiment", "demo")
+    if any(o.split("=", 1)[0].lstrip("+~") == "algorithm" for o in shared):
+        raise SystemExit("error: ablation sets algorithm per variant; use variants=[...] instead")
+    if "seeds" in own and any(o.split("=", 1)[0].lstrip("+~") == "seed" for o in shared):
+        raise SystemExit("error: ablation: give either seed=S or seeds=[...], not both")
+    run_dir = Path(own.get("run_dir", f"runs/ablation_{experiment}")).resolve()
+    settings = settings_or_exit([f"experiment={experiment}", *shared, f"run_dir={run_dir}"])
+    try:
+        variants = parse_variants(own.get("variants", "all"))
+        seeds = parse_seeds(own["seeds"]) if "seeds" in own else None
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    if settings.synth_preset:  # standalone runs read the folders directly
+        from reid_core.data.federation import ensure_federation
+
+        ensure_federation(settings.data_root, seed=settings.synth_seed, preset=settings.synth_preset)
+    # Absolute paths: the variants' Flower processes do not run in this working directory.
+    shared = [o for o in shared if not o.startswith(("data.root=", "model.weights="))]
+    shared.append(f"data.root={settings.data_root}")
+    if settings.model.weights not in (None, "torchvision"):
+        shared.append(f"model.weights={settings.model.weights}")
+    plan = AblationPlan(run_dir=run_dir, experiment=experiment, overrides=tuple(shared),
+                        clients=settings.clients, data_root=settings.data_root, rounds=settings.rounds,
+                        variants=variants)
+    size = model_nbytes(model_arrays(build_model(replace(settings.model, weights=None))))
+    examples = int(own.get("examples", 3))
+    print(f"ablation: {', '.join(variants)} on {', '.join(plan.clients)}, {plan.rounds} rounds"
+          f"{'' if seeds is None else ', seeds ' + str(list(seeds))} -> {run_dir}", flush=True)
+    per_seed, failed = {}, {}
+    for seed in (seeds or (None,)):
+        this = plan if seed is None else seed_plan(plan, seed)
+        summary = run_ablation(this, _subprocess_runner, model_bytes=size)
+        per_seed[seed], failed[seed] = summary["results"], summary["failed"]
+        first = seed == (seeds[0] if seeds else None)  # examples from one seed are enough
+        if examples > 0 and first and "fedureid" in summary["results"]:
+            _retrieval_examples(this.run_dir, settings.data_root, examples)
+    if seeds is not None:
+        write_seed_summary(run_dir, per_seed, plan.clients, settings_lines(plan), failed)
+    print((run_dir / "ablation.md").read_text())
+    lost = [f"{v}" if s is None else f"{v} (seed {s})" for s, vs in failed.items() for v in vs]
+    if lost:
+        print(f"error: failed or incomplete: {', '.join(lost)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _model_kind(own: dict[str, str]) -> str:
+    kind = own.get("model", "personalized")
+    return "personalized" if kind == "personalised" else kind
+
+
+def cmd_show(args: Sequence[str]) -> int:
+    """Draw one query and its top-k gallery matches from a checkpointed model."""
+    from reid_core.experiments.view import show_retrieval
+
+    own, rest = key_values(args, ("checkpoint", "data", "client", "query", "k", "out", "model"), "show")
+    if "checkpoint" not in own or "data" not in own:
+        raise usage_error("show", "needs checkpoint=RUN_DIR/checkpoint data=DIR")
+    query: int | str = own.get("query", "0")
+    query = int(query) if str(query).lstrip("-").isdigit() else str(query)
+    out = own.get("out", "retrieval.png")
+    try:
+        scores = show_retrieval(own["checkpoint"], own["data"], out, client=own.get("client"), query=query,
+                                k=int(own.get("k", 10)), kind=_model_kind(own), extra_overrides=rest)
+    except (ValueError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(f"rank-1 {scores['rank1']:.1f}  mAP {scores['mAP']:.1f}; written: {out}")
+    return 0
+
+
+def cmd_rank(args: Sequence[str]) -> int:
+    """Rank a gallery folder for every image of a query folder with a trained model."""
+    from reid_core.experiments.retrieval import rank_folders
+
+    own, rest = key_values(args, ("checkpoint", "query", "gallery", "client", "k", "out", "model"), "rank")
+    missing = [k for k in ("checkpoint", "query", "gallery") if k not in own]
+    if missing:
+        raise usage_error("rank", f"needs {', '.join(k + '=...' for k in missing)}")
+    out = own.get("out", "ranking.csv")
+    try:
+        counts = rank_folders(own["checkpoint"], own["query"], own["gallery"], out, client=own.get("client"),
+                              kind=_model_kind(own), k=int(own.get("k", 10)), extra_overrides=rest)
+    except (ValueError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(f"{counts['queries']} queries x top-{counts['k']} of {counts['gallery']} gallery images "
+          f"({counts['skipped']} unreadable skipped) -> {out}")
+    return 0
