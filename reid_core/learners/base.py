@@ -32,6 +32,7 @@ import torch
 
 from reid_core.config.schema import ClusterConfig, EarlyStopConfig, ImageConfig, ModelConfig, TrainConfig
 from reid_core.data import read_market_layout, scan_images, unlabeled_paths
+from reid_core.eval.pseudo_labels import known_identities
 from reid_core.eval.ranking import evaluate_model, extract_features
 from reid_core.models import ReIDNet, build_model
 from reid_core.runtime.arrays import load_arrays
@@ -183,6 +184,11 @@ class EdgeLearner(ABC):
         """Camera of each training image: an edge knows which camera took it (no identities)."""
         by_path = {s.path: s.camid for s in self.dataset.train}
         return np.array([by_path[p] for p in self.paths], dtype=np.int64)
+
+    def _identities(self) -> np.ndarray | None:
+        """Identities in the training file names, for the diagnostics only (never for training)."""
+        by_path = {s.path: s.pid for s in self.dataset.train}
+        return known_identities([by_path[p] for p in self.paths])
 
     @abstractmethod
     def train_round(self, arrays: Mapping[str, np.ndarray] | None, server_round: int,

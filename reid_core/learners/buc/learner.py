@@ -15,6 +15,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from reid_core.config.schema import EarlyStopConfig
+from reid_core.eval.pseudo_labels import round_diagnostics
 from reid_core.fedureid.personalized_clustering import Profiler
 from reid_core.learners.base import EdgeLearner
 from reid_core.learners.buc.exemplar_memory import ExemplarMemory
@@ -69,6 +70,7 @@ class BUCLearner(EdgeLearner):
         t_train = time.time() - t0
         merged = 0
         clusters_trained = self.num_clusters
+        feats, merge_stats = None, {}
         if server_round < total:  # no merge after the last round's training
             t1 = time.time()
             feats = self._features(model, self.cfg.cluster.feature)
@@ -76,10 +78,15 @@ class BUCLearner(EdgeLearner):
                                              camids=self._camids())
             merged = min(merged, self.num_clusters - 1)
             if merged > 0:
-                self.labels = buc_merge(feats, self.labels, merged, self.cfg.cluster.lam).astype(np.int64)
+                self.labels = buc_merge(feats, self.labels, merged, self.cfg.cluster.lam,
+                                        stats=merge_stats).astype(np.int64)
             t_cluster = time.time() - t1
         else:
             t_cluster = 0.0
+        t2 = time.time()  # after the labels are chosen: the identities cannot steer them
+        diagnostics = round_diagnostics(self.labels, self._identities(), merge_pairs=merge_stats.get("merge_pairs"),
+                                        features=feats, camids=self._camids())
+        t_diag = time.time() - t2
         self.memory = memory.to_numpy()
         self.round = server_round
         out = model_arrays(model)
@@ -97,7 +104,9 @@ class BUCLearner(EdgeLearner):
             "skipped-images": len(self.skipped),
             "time-train": round(t_train, 3),
             "time-cluster": round(t_cluster, 3),
-            "time-compute": round(time.time() - t0, 3),
+            "time-diagnostics": round(t_diag, 3),
+            "time-compute": round(time.time() - t0 - t_diag, 3),
+            **diagnostics,
         }
         log.info("%s round %d: %s", self.name, server_round, metrics)
         return out, metrics

@@ -123,16 +123,18 @@ def _float32_error_bound(max_sq_norm: float, dim: int, shift: int) -> float:
 
 def _find_stop(
     label_a: np.ndarray, label_b: np.ndarray, num_merge: int, num_clusters: int
-) -> tuple[int, np.ndarray]:
+) -> tuple[int, np.ndarray, list[int]]:
     """Union pairs in the given order until ``num_merge`` merges happened.
 
     Returns the position of the pair that made the last merge (-1 if the pairs
-    run out) and the union-find parents (each root is its component's min label).
+    run out), the union-find parents (each root is its component's min label) and
+    the positions of the pairs that made a merge (for the merge diagnostics).
     Chunks of pairs whose clusters are already joined are dropped vectorised, so
     the Python loop only sees pairs that were between clusters at chunk start.
     """
     parent = np.arange(num_clusters)
     merges, start = 0, 0
+    made: list[int] = []
     while start < len(label_a):
         while True:  # pointer jumping: every entry points at its root
             grand = parent[parent]
@@ -151,11 +153,12 @@ def _find_stop(
                 continue
             par[max(a, b)] = min(a, b)
             merges += 1
+            made.append(start + pos)
             if merges == num_merge:
-                return start + pos, np.array(par)
+                return start + pos, np.array(par), made
         parent = np.array(par)
         start = stop
-    return -1, parent
+    return -1, parent, made
 
 
 def _labels_from_parents(parent: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -201,8 +204,8 @@ def _search_into(
 def _merge_from_candidates(
     table: dict, features: np.ndarray, labels: np.ndarray, point_size: np.ndarray, num_merge: int,
     num_clusters: int, lam: float, shift: int, margin: float,
-) -> tuple[float, np.ndarray | None, int]:
-    """Run the merge on the candidate pairs; return (stop cost, parents, #exact pairs).
+) -> tuple[float, np.ndarray | None, int, np.ndarray]:
+    """Run the merge on the candidate pairs; return (stop cost, parents, #exact pairs, merge pairs).
 
     Candidates are first ordered by their float32 costs to find the approximate
     stop T32. Every candidate whose canonical cost could be <= the canonical stop
@@ -218,19 +221,21 @@ def _merge_from_candidates(
     first, second = np.minimum(query, other)[between], np.maximum(query, other)[between]
     approx = dist32[between] + lam * (point_size[first] + point_size[second]).astype(np.float64)
     order = np.argsort(approx)
-    pos, _ = _find_stop(labels[first[order]], labels[second[order]], num_merge, num_clusters)
+    pos, _, _ = _find_stop(labels[first[order]], labels[second[order]], num_merge, num_clusters)
+    no_pairs = np.zeros((0, 2), dtype=np.int64)
     if pos < 0:
-        return math.inf, None, 0
+        return math.inf, None, 0, no_pairs
     near = approx <= approx[order[pos]] + 2 * margin
     pair_key = np.unique(first[near] * num_points + second[near])
     first, second = np.divmod(pair_key, num_points)
     sq_dist = _exact_sq_distances(features, first, second, shift)
     cost = _pair_costs(sq_dist, point_size[first] + point_size[second], lam)
     order = np.lexsort((second, first, cost))
-    pos, parent = _find_stop(labels[first[order]], labels[second[order]], num_merge, num_clusters)
+    pos, parent, made = _find_stop(labels[first[order]], labels[second[order]], num_merge, num_clusters)
     if pos < 0:  # cannot happen: the float32 prefix is inside the exact set; stay safe
-        return math.inf, None, len(pair_key)
-    return float(cost[order[pos]]), parent, len(pair_key)
+        return math.inf, None, len(pair_key), no_pairs
+    pairs = np.stack([first[order][made], second[order][made]], axis=1).astype(np.int64)
+    return float(cost[order[pos]]), parent, len(pair_key), pairs
 
 
 def buc_merge(
@@ -260,8 +265,9 @@ def buc_merge(
     backend : str
         k-NN backend, see :func:`reid_core.learners.knn.knn_search`.
     stats : dict, optional
-        Filled with ``searches`` (passes), ``refined_queries``, ``exact_pairs`` and
-        ``search_s`` (seconds spent in k-NN searches).
+        Filled with ``searches`` (passes), ``refined_queries``, ``exact_pairs``,
+        ``search_s`` (seconds spent in k-NN searches) and ``merge_pairs`` (shape
+        (num_merge, 2): the image pair (i, j) whose cost made each merge, in order).
 
     Returns
     -------
@@ -294,7 +300,7 @@ def buc_merge(
         _search_into(table, features, pending, depth, backend)
         search_s += time.perf_counter() - started
         searches += 1
-        stop_cost, parent, exact_pairs = _merge_from_candidates(
+        stop_cost, parent, exact_pairs, pairs = _merge_from_candidates(
             table, features, labels, point_size, num_merge, len(sizes), lam, shift, margin
         )
         kth = np.empty(num_points)
@@ -308,5 +314,6 @@ def buc_merge(
         depth[pending] = np.minimum(2 * depth[pending], num_points - 1)
         logger.debug("buc_merge: %d queries need a deeper search", len(pending))
     if stats is not None:
-        stats.update(searches=searches, refined_queries=refined, exact_pairs=exact_pairs, search_s=search_s)
+        stats.update(searches=searches, refined_queries=refined, exact_pairs=exact_pairs, search_s=search_s,
+                     merge_pairs=pairs)
     return _labels_from_parents(parent, labels)
