@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from reid_core.learners.knn import knn_search, search_base
+from reid_core.runtime.knn import knn_search, search_base
 
 
 def known_identities(pids: Sequence[int]) -> np.ndarray | None:

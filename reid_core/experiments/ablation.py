@@ -194,7 +194,10 @@ def run_ablation(plan: AblationPlan, runner: Runner, model_bytes: int | None = N
         else:
             results[variant] = metrics
     files = write_ablation_outputs(plan.run_dir, results, plan.clients, settings_lines(plan),
-                                   model_bytes=model_bytes, failed=failed)
+                                   model_bytes=model_bytes, failed=failed, wall_s=timings)
+    total = sum(timings.values())
+    print(f"ablation wall time: {total:.0f} s ({total / 60:.1f} min): "
+          + ", ".join(f"{v} {s:.0f} s" for v, s in timings.items()), flush=True)
     summary = {"results": results, "failed": failed, "files": [str(f) for f in files],
                "ablation_wall_s": timings}
     return summary

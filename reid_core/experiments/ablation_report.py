@@ -11,6 +11,8 @@ from typing import Any
 
 import numpy as np
 
+from reid_core.experiments.diagnostics_report import diagnostics_markdown
+
 METRIC_LABELS = {"rank1": "rank-1", "mAP": "mAP"}
 # Pairs that differ only in Personalized Epoch: (without PE, with PE).
 PE_PAIRS = (("baseline", "pe"), ("pc", "pc_pe"), ("baseline", "fedureid"))
@@ -201,9 +203,16 @@ def write_table_files(run_dir: Path, stem: str, markdown: str, csv_text: str) ->
     return paths
 
 
+def wall_time_markdown(wall_s: Mapping[str, float]) -> str:
+    """Seconds per variant as run now (a variant complete from an earlier run takes ~0 s)."""
+    total = sum(wall_s.values())
+    rows = [f"| {v} | {s:.0f} |" for v, s in wall_s.items()]
+    return "\n".join(["| variant | seconds |", "|---|---|", *rows, f"| **total** | **{total:.0f}** ({total / 60:.1f} min) |"])
+
+
 def write_ablation_outputs(run_dir: Path, results: Mapping[str, Mapping[str, Any]], clients: Sequence[str],
                            setting_lines: Sequence[str], model_bytes: int | None = None,
-                           failed: Sequence[str] = ()) -> list[Path]:
+                           failed: Sequence[str] = (), wall_s: Mapping[str, float] | None = None) -> list[Path]:
     """Write ablation_{rank1,mAP}.{md,csv}, ablation_curves_{rank1,mAP}.png and ablation.md."""
     run_dir = Path(run_dir)
     files: list[Path] = []
@@ -221,6 +230,11 @@ def write_ablation_outputs(run_dir: Path, results: Mapping[str, Mapping[str, Any
             files.append(png)
             md += [f"![{metric} per round]({png.name})", ""]
     md += ["## Local compute", "", compute_markdown(results), ""]
+    if wall_s:
+        md += ["## Wall time of this invocation", "", wall_time_markdown(wall_s), ""]
+    diagnostics = diagnostics_markdown(results, clients)
+    if diagnostics:
+        md += ["## Learning diagnostics per round", "", diagnostics, ""]
     if model_bytes:
         md += ["## Communication per round", "", communication_markdown(results, model_bytes, len(clients)), ""]
     path = run_dir / "ablation.md"

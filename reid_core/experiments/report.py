@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+
+from reid_core.experiments.diagnostics_report import diagnostics_markdown
 from typing import Any, Mapping, Sequence
 
 EVAL_KEYS = ("rank1", "rank5", "rank10", "mAP")
@@ -86,6 +88,10 @@ def write_run_outputs(run_dir: str | os.PathLike, history: Sequence[Mapping[str,
     md = [f"# Run report: {metrics.get('experiment', '')}", "", markdown_table(metrics["final"], title), "",
           "### rank-1 per round", "", per_round_table(metrics, "rank1"), "",
           "### mAP per round", "", per_round_table(metrics, "mAP"), "", "![curves](curves.png)", ""]
+    diagnostics = diagnostics_markdown({metrics.get("algorithm", "run"): metrics},
+                                       sorted({n for r in metrics["rounds"] for n in r["clients"]}))
+    if diagnostics:
+        md += ["## Learning diagnostics", "", diagnostics, ""]
     (d / "report.md").write_text("\n".join(md))
     if metrics["rounds"]:
         plot_curves(metrics, d / "curves.png")

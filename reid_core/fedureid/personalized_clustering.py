@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from reid_core.config.schema import ClusterConfig
-from reid_core.learners.knn import knn_search
+from reid_core.runtime.knn import knn_search
 
 logger = logging.getLogger(__name__)
 
@@ -115,7 +115,7 @@ def estimate_num_identities(
     k : int
         Neighbours per image; identities larger than k + 1 images are over-counted.
     backend : str
-        k-NN backend, see :func:`reid_core.learners.knn.knn_search`.
+        k-NN backend, see :func:`reid_core.runtime.knn.knn_search`.
 
     Returns
     -------

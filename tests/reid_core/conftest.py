@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from reid_core.learners import knn
+from reid_core.runtime import knn
 
 
 @pytest.fixture

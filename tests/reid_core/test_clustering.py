@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from reid_core.learners import knn
+from reid_core.runtime import knn
 from reid_core.learners.buc.merge import (
     _exact_sq_distances,
     _max_sq_norm,

@@ -1,4 +1,4 @@
-"""Tests for reid_core.learners.knn: exact k-NN against numpy brute force, backend info."""
+"""Tests for reid_core.runtime.knn: exact k-NN against numpy brute force, backend info."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from reid_core.learners import knn
-from reid_core.learners.knn import faiss_info, faiss_worker_init, knn_search, resolve_backend, search_base
+from reid_core.runtime import knn
+from reid_core.runtime.knn import faiss_info, faiss_worker_init, knn_search, resolve_backend, search_base
 
 BACKENDS = ["torch"] + (["faiss-cpu"] if knn._import_faiss() is not None else [])
 
@@ -112,7 +112,7 @@ def test_faiss_info_warns_about_two_faiss_wheels(monkeypatch, caplog):
         raise importlib.metadata.PackageNotFoundError(name)
 
     monkeypatch.setattr(knn.importlib.metadata, "version", fake_version)
-    with caplog.at_level(logging.WARNING, logger="reid_core.learners.knn"):
+    with caplog.at_level(logging.WARNING, logger="reid_core.runtime.knn"):
         info = faiss_info()
     assert set(info["distributions"]) == set(versions)
     assert any("more than one faiss" in p for p in info["problems"])

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from reid_core.learners import knn
+from reid_core.runtime import knn
 from reid_core.fedureid import personalized_clustering as profiler_module
 from reid_core.config.schema import ClusterConfig
 from reid_core.fedureid.personalized_clustering import (

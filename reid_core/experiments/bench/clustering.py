@@ -23,7 +23,7 @@ import numpy as np
 
 from reid_core.learners.buc.merge import buc_merge
 from reid_core.learners.buc.merge_reference import buc_merge_dense
-from reid_core.learners.knn import faiss_info, resolve_backend, search_base
+from reid_core.runtime.knn import faiss_info, resolve_backend, search_base
 
 MARKET_TRAIN_IMAGES = 12936
 IMAGES_PER_IDENTITY = 17  # Market-1501: 12,936 images of 751 identities

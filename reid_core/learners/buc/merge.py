@@ -32,7 +32,7 @@ import time
 
 import numpy as np
 
-from reid_core.learners.knn import knn_search
+from reid_core.runtime.knn import knn_search
 
 logger = logging.getLogger(__name__)
 
@@ -263,7 +263,7 @@ def buc_merge(
     base_k : int
         Initial neighbours per image beyond its own cluster (search depth).
     backend : str
-        k-NN backend, see :func:`reid_core.learners.knn.knn_search`.
+        k-NN backend, see :func:`reid_core.runtime.knn.knn_search`.
     stats : dict, optional
         Filled with ``searches`` (passes), ``refined_queries``, ``exact_pairs``,
         ``search_s`` (seconds spent in k-NN searches) and ``merge_pairs`` (shape

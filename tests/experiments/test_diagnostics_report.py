@@ -1,0 +1,34 @@
+"""The edges' learning diagnostics reach report.md and ablation.md; runs without them show none."""
+
+from __future__ import annotations
+
+from reid_core.experiments.ablation_report import write_ablation_outputs
+from reid_core.experiments.diagnostics_report import diagnostics_markdown, diagnostics_table
+from reid_core.experiments.report import write_run_outputs
+
+DIAG = {"diag-purity": 0.9, "diag-merge-precision": 0.25, "diag-clusters-per-identity": 1.5,
+        "diag-nn-precision": 0.125}
+
+
+def _history(with_diag: bool):
+    train = {"rank1": 10.0, "mAP": 5.0, "epochs": 2, **(DIAG if with_diag else {})}
+    return [{"round": 1, "clients": {"a": dict(train), "b": {"rank1": 20.0, "mAP": 8.0, "epochs": 2}}}]
+
+
+def test_table_shows_each_reported_diagnostic_per_client_and_round():
+    table = diagnostics_table({"rounds": _history(True)}, ["a", "b"])
+    assert "| 1 | purity 0.90, merge prec. 0.25, clusters/ids 1.50, NN prec. 0.12 | - |" in table
+    assert diagnostics_markdown({"x": {"rounds": _history(False)}}, ["a", "b"]) == ""
+
+
+def test_run_report_and_ablation_include_diagnostics_and_wall_time(tmp_path):
+    metrics = write_run_outputs(tmp_path / "run", _history(True), {"algorithm": "fedureid"})
+    assert "## Learning diagnostics" in (tmp_path / "run" / "report.md").read_text()
+    plain = write_run_outputs(tmp_path / "plain", _history(False), {"algorithm": "baseline"})
+    assert "Learning diagnostics" not in (tmp_path / "plain" / "report.md").read_text()
+    (tmp_path / "abl").mkdir()
+    write_ablation_outputs(tmp_path / "abl", {"fedureid": metrics, "baseline": plain}, ["a", "b"], ["- setup"],
+                           wall_s={"baseline": 60.0, "fedureid": 120.0})
+    text = (tmp_path / "abl" / "ablation.md").read_text()
+    assert "### fedureid" in text and "### baseline" not in text
+    assert "| **total** | **180** (3.0 min) |" in text
