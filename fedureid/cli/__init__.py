@@ -43,7 +43,7 @@ COMMANDS = (
             "fedureid synth out=runs/data/synth_demo seed=0 preset=demo",
             _lazy("fedureid.cli.run", "cmd_synth"), hydra=False),
     Command("simulate", "Flower simulation of the whole federation, offline (`flwr run` on a private SuperLink)",
-            "experiment=NAME    smoke | demo | real_cpu | paper (default demo)\n"
+            "experiment=NAME    smoke | demo | real_cpu | real_cpu3 | paper (default demo)\n"
             "run_dir=DIR        metrics.json, report.md, curves.png and the checkpoint go here",
             "fedureid simulate experiment=real_cpu algorithm=baseline rounds=3 run_dir=runs/base",
             _lazy("fedureid.cli.run", "cmd_simulate")),

@@ -46,6 +46,7 @@ class TrainConfig:
     nesterov: bool = True
     temperature: float = 0.1
     memory_init: str = "mean"  # mean (cluster means of current features) | zeros (paper)
+    local_bn: bool = False  # keep this edge's BatchNorm statistics over the received ones (FedBN-style)
     progress: bool = True
     seed: int = 0
 
@@ -70,3 +71,4 @@ class ClusterConfig:
     merge_percent: float = 0.05
     num_identities: int | None = None  # known #identities of this client, if the operator knows
     feature: str = "pool"  # features used to cluster: pool | embed
+    camera_normalize: bool = False  # remove each camera's mean feature before merging (camera ids only)

@@ -34,6 +34,7 @@ from reid_core.config.schema import ClusterConfig, EarlyStopConfig, ImageConfig,
 from reid_core.data import read_market_layout, scan_images, unlabeled_paths
 from reid_core.eval.pseudo_labels import known_identities
 from reid_core.eval.ranking import evaluate_model, extract_features
+from reid_core.learners.camera import with_local_bn_statistics
 from reid_core.models import ReIDNet, build_model
 from reid_core.runtime.arrays import load_arrays
 from reid_core.runtime.device import resolve_device
@@ -173,6 +174,8 @@ class EdgeLearner(ABC):
         torch.manual_seed(self.cfg.train.seed)
         model = build_model(self.cfg.model)
         if arrays is not None:
+            if self.cfg.train.local_bn:
+                arrays = with_local_bn_statistics(arrays, self.local_model())
             load_arrays(model, arrays)
         return model.to(self.device)
 

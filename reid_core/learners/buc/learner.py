@@ -18,6 +18,7 @@ from reid_core.config.schema import EarlyStopConfig
 from reid_core.eval.pseudo_labels import round_diagnostics
 from reid_core.fedureid.personalized_clustering import Profiler
 from reid_core.learners.base import EdgeLearner
+from reid_core.learners.camera import remove_camera_means
 from reid_core.learners.buc.exemplar_memory import ExemplarMemory
 from reid_core.learners.buc.merge import buc_merge
 from reid_core.learners.buc.trainer import train_epochs
@@ -74,6 +75,8 @@ class BUCLearner(EdgeLearner):
         if server_round < total:  # no merge after the last round's training
             t1 = time.time()
             feats = self._features(model, self.cfg.cluster.feature)
+            if self.cfg.cluster.camera_normalize:
+                feats = remove_camera_means(feats, self._camids())
             merged = self.profiler.num_merge(server_round - 1, self.num_clusters, features=feats,
                                              camids=self._camids())
             merged = min(merged, self.num_clusters - 1)
