@@ -63,6 +63,7 @@ class EdgeLearner(ABC):
 
     STATE_FILE = "learner_state.npz"
     LOCAL_MODEL_FILE = "local_model.npz"
+    SCAN_CACHE_FILE = "image_scan.json"
 
     def __init__(self, name: str, data_dir: str, cfg: LearnerConfig, state_dir: str) -> None:
         self.name, self.cfg = name, cfg
@@ -70,7 +71,7 @@ class EdgeLearner(ABC):
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.device = resolve_device(cfg.model.device)
         self.dataset = read_market_layout(data_dir)
-        scan = scan_images(unlabeled_paths(self.dataset.train))
+        scan = scan_images(unlabeled_paths(self.dataset.train), cache_file=self.state_dir / self.SCAN_CACHE_FILE)
         self.paths = list(scan.good)
         self.skipped = dict(scan.bad)
         if self.skipped:

@@ -152,3 +152,25 @@ def test_transforms_shapes_and_normalisation():
     assert math.isclose(float(x.abs().max()), 0.0, abs_tol=0.02)
     torch.manual_seed(0)
     assert train_transform(64, 32)(img).shape == (3, 64, 32)
+
+
+def test_scan_cache_decodes_only_new_or_changed_files(image_files, tmp_path, monkeypatch):
+    import os
+
+    from reid_core.data import images as images_module
+
+    paths = [str(p) for p in image_files.values()]
+    cache = tmp_path / "scan.json"
+    first = scan_images(paths, cache_file=cache)
+    decoded: list[str] = []
+    real_check = images_module.check_image
+    monkeypatch.setattr(images_module, "check_image", lambda p: decoded.append(p) or real_check(p))
+    again = scan_images(paths, cache_file=cache)
+    assert decoded == [] and again.good == first.good and again.bad == first.bad
+    good = first.good[0]
+    truncate(Path(good))  # changed size: decoded again and now bad
+    os.utime(good, ns=(1, 1))
+    third = scan_images(paths, cache_file=cache)
+    assert decoded == [good] and good in third.bad
+    cache.write_text("{not json")  # a damaged cache only costs a rescan
+    assert scan_images(paths, cache_file=cache).bad == third.bad
