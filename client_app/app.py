@@ -14,7 +14,7 @@ from flwr.clientapp import ClientApp
 from flwr.common.logger import log
 
 from reid_core.learners import EdgeLearner, learner_from_settings
-from reid_core.fedureid.personalized_update import interpolate
+from reid_core.personalization.personalized_update import interpolate
 from reid_core.config.settings import Settings, load_settings, parse_overrides
 from fedureid.records import from_record, info_record, metric_record, to_record
 

@@ -13,7 +13,7 @@ from flwr.serverapp import Grid
 from flwr.serverapp.strategy import FedAvg
 
 from reid_core.runtime.checkpoint import ServerState
-from reid_core.fedureid.personalized_update import check_update, interpolate, weighted_average
+from reid_core.personalization.personalized_update import check_update, interpolate, weighted_average
 
 from fedureid.records import CLIENT_NAME_KEY, from_record, to_record
 

@@ -25,7 +25,7 @@ from reid_core.config.schema import ImageConfig, ModelConfig
 from reid_core.data.market import IMAGE_EXTENSIONS
 from reid_core.eval.ranking import extract_features, pairwise_sqdist
 from reid_core.models import ReIDNet, build_model
-from reid_core.fedureid.personalized_update import interpolate
+from reid_core.personalization.personalized_update import interpolate
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ from flwr.app import ArrayRecord, ConfigRecord, Message, MessageType, MetricReco
 from flwr.supercore.task_identity import TaskIdentity
 
 from reid_core.runtime.checkpoint import ServerState
-from reid_core.fedureid.personalized_update import interpolate
+from reid_core.personalization.personalized_update import interpolate
 from fedureid.records import from_record, info_record, to_record
 from server_app.strategy import FedUReIDStrategy
 

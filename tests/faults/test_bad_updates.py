@@ -15,7 +15,7 @@ import pytest
 from flwr.app import ConfigRecord, Message, MessageType, MetricRecord, RecordDict
 
 from federations import CLIENTS, arrays_of, make_grid, metrics_of, model_reference, run_config, run_federation
-from reid_core.fedureid.personalized_update import weighted_average
+from reid_core.personalization.personalized_update import weighted_average
 from fedureid.records import info_record, to_record
 
 pytestmark = pytest.mark.faults

@@ -1,11 +1,11 @@
-"""Tests for reid_core.fedureid.personalized_epoch: Personalized Epoch rules on hand-made sequences."""
+"""Tests for reid_core.personalization.personalized_epoch: Personalized Epoch rules on hand-made sequences."""
 
 from __future__ import annotations
 
 import pytest
 
 from reid_core.config.schema import EarlyStopConfig
-from reid_core.fedureid.personalized_epoch import EarlyStopper, plateau_rule, precision_rule
+from reid_core.personalization.personalized_epoch import EarlyStopper, plateau_rule, precision_rule
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""Tests for reid_core.fedureid.personalized_clustering: merge amounts, identity estimate, Profiler state."""
+"""Tests for reid_core.personalization.personalized_clustering: merge amounts, identity estimate, Profiler state."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from reid_core.runtime import knn
-from reid_core.fedureid import personalized_clustering as profiler_module
+from reid_core.personalization import personalized_clustering as profiler_module
 from reid_core.config.schema import ClusterConfig
-from reid_core.fedureid.personalized_clustering import (
+from reid_core.personalization.personalized_clustering import (
     Profiler,
     estimate_num_identities,
     fixed_merge_amount,

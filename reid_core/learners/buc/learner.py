@@ -16,7 +16,7 @@ import numpy as np
 
 from reid_core.config.schema import EarlyStopConfig
 from reid_core.eval.pseudo_labels import round_diagnostics
-from reid_core.fedureid.personalized_clustering import Profiler
+from reid_core.personalization.personalized_clustering import Profiler
 from reid_core.learners.base import EdgeLearner
 from reid_core.learners.camera import remove_camera_means
 from reid_core.learners.buc.exemplar_memory import ExemplarMemory

@@ -14,7 +14,7 @@ from torch.utils.data import DataLoader
 from reid_core.config.schema import EarlyStopConfig, ImageConfig, TrainConfig
 from reid_core.data.images import UnlabeledImageDataset, collate_skip_none
 from reid_core.data.transforms import train_transform
-from reid_core.fedureid.personalized_epoch import EarlyStopper
+from reid_core.personalization.personalized_epoch import EarlyStopper
 from reid_core.runtime.knn import faiss_worker_init
 from reid_core.learners.buc.exemplar_memory import ExemplarMemory
 from reid_core.models import ReIDNet, param_groups
