@@ -16,13 +16,13 @@ import pytest
 pytestmark = pytest.mark.privacy
 
 
-def _learner(data_dir: Path, state_dir: Path):
+def _learner(data_dir: Path, state_dir: Path, options: tuple[str, ...] = ()):
     from reid_core.config.settings import load_settings
     from reid_core.learners import learner_from_settings
 
     s = load_settings(["experiment=smoke", "data.synth_preset=null", f"data.root={data_dir.parent}",
                        f"data.clients=[{data_dir.name}]", "rounds=3", "train.first_round_epochs=2",
-                       "train.epochs=1", "pc.merge_percent=0.2"])
+                       "train.epochs=1", "pc.merge_percent=0.2", *options])
     return learner_from_settings(s, data_dir.name, str(data_dir), str(state_dir))
 
 
@@ -38,13 +38,15 @@ def _relabel(edge, pid_of):
     edge.dataset.train = [dataclasses.replace(s, pid=pid_of(s.pid)) for s in edge.dataset.train]
 
 
+@pytest.mark.parametrize("options", [(), ("pc.camera_normalize=true", "train.local_bn=true")],
+                         ids=["paper", "camera-aware"])
 def test_shuffled_training_identities_give_identical_models_and_labels(smoke_root: Path, tmp_path: Path,
-                                                                      monkeypatch: pytest.MonkeyPatch):
+                                                                      monkeypatch: pytest.MonkeyPatch, options):
     from reid_core.data import market
 
-    plain = _learner(smoke_root / "edge_a", tmp_path / "plain")
-    shuffled = _learner(smoke_root / "edge_a", tmp_path / "shuffled")
-    unknown = _learner(smoke_root / "edge_a", tmp_path / "unknown")
+    plain = _learner(smoke_root / "edge_a", tmp_path / "plain", options)
+    shuffled = _learner(smoke_root / "edge_a", tmp_path / "shuffled", options)
+    unknown = _learner(smoke_root / "edge_a", tmp_path / "unknown", options)
     pids = sorted({s.pid for s in plain.dataset.train})
     perm = dict(zip(pids, np.random.default_rng(1).permutation(pids).tolist()))
     # a different partition into people, not only other names: pairs the true one splits

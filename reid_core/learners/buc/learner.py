@@ -71,14 +71,14 @@ class BUCLearner(EdgeLearner):
         t_train = time.time() - t0
         merged = 0
         clusters_trained = self.num_clusters
-        feats, merge_stats = None, {}
+        feats, merge_stats, camids = None, {}, self._camids()
         if server_round < total:  # no merge after the last round's training
             t1 = time.time()
             feats = self._features(model, self.cfg.cluster.feature)
             if self.cfg.cluster.camera_normalize:
-                feats = remove_camera_means(feats, self._camids())
+                feats = remove_camera_means(feats, camids)
             merged = self.profiler.num_merge(server_round - 1, self.num_clusters, features=feats,
-                                             camids=self._camids())
+                                             camids=camids)
             merged = min(merged, self.num_clusters - 1)
             if merged > 0:
                 self.labels = buc_merge(feats, self.labels, merged, self.cfg.cluster.lam,
@@ -88,7 +88,7 @@ class BUCLearner(EdgeLearner):
             t_cluster = 0.0
         t2 = time.time()  # after the labels are chosen: the identities cannot steer them
         diagnostics = round_diagnostics(self.labels, self._identities(), merge_pairs=merge_stats.get("merge_pairs"),
-                                        features=feats, camids=self._camids())
+                                        features=feats, camids=camids)
         t_diag = time.time() - t2
         self.memory = memory.to_numpy()
         self.round = server_round
