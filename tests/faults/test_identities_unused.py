@@ -70,6 +70,5 @@ def test_shuffled_training_identities_give_identical_models_and_labels(smoke_roo
         assert not any(k.startswith("diag-") for k in m_c)  # names without identities: none reported
     merged_a, merged_b = hist_a[0][1], hist_b[0][1]
     assert merged_a["merged"] > 0 and "diag-merge-precision" in merged_a
+    # the diagnostics did read the (shuffled) identities: only they differ
     assert merged_a["diag-identities"] != merged_b["diag-identities"]
-    assert merged_a["diag-purity"] != merged_b["diag-purity"] or \
-        merged_a["diag-nn-precision"] != merged_b["diag-nn-precision"]
