@@ -47,6 +47,8 @@ class TrainConfig:
     temperature: float = 0.1
     memory_init: str = "mean"  # mean (cluster means of current features) | zeros (paper)
     local_bn: bool = False  # keep this edge's BatchNorm statistics over the received ones (FedBN-style)
+    cross_camera_weight: float = 0.0  # weight of each image's nearest other-camera image as a second target (0 = paper)
+    cross_camera_mutual: bool = False  # keep only mutual cross-camera nearest neighbours
     progress: bool = True
     seed: int = 0
 

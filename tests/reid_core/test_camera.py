@@ -30,3 +30,28 @@ def test_local_bn_statistics_replace_only_the_running_buffers():
     assert out["bn.running_mean"].tolist() == [3, 3] and out["bn.running_var"].tolist() == [4, 4]
     assert int(out["bn.num_batches_tracked"]) == 7
     assert with_local_bn_statistics(received, None) == received
+
+
+def test_cross_camera_partners_hand_worked():
+    from reid_core.learners.camera import cross_camera_partners
+    # after camera-mean removal rows 0/2 share +z and rows 1/3 share -z; row 4 (camera 1) is closest to 0's
+    # other-camera side too, so 0's partner is 2 (mutual) and 4's partner 0 is not mutual
+    f = np.array([[1, 0, 1], [1, 0, -1], [0, 1, 1], [0, 1, -1], [0, 1, 0.9]], dtype=np.float32)
+    cams = np.array([0, 0, 1, 1, 1])
+    plain = cross_camera_partners(f, cams)
+    assert plain[:4].tolist() == [2, 3, 0, 1] and plain[4] == 0
+    assert all(cams[i] != cams[j] for i, j in enumerate(plain))
+    mutual = cross_camera_partners(f, cams, mutual=True)
+    assert mutual.tolist() == [2, 3, 0, 1, -1]
+    assert cross_camera_partners(f, np.zeros(5, dtype=int)).tolist() == [-1] * 5  # one camera: no partner
+
+
+def test_cross_camera_partners_match_dense_reference():
+    from reid_core.learners.camera import cross_camera_partners
+    rng = np.random.default_rng(0)
+    f = rng.normal(size=(1500, 8)).astype(np.float32)  # > one 1024-row block
+    cams = rng.integers(0, 3, size=1500)
+    g = remove_camera_means(f, cams)
+    sims = g @ g.T
+    sims[cams[:, None] == cams[None, :]] = -np.inf
+    assert np.array_equal(cross_camera_partners(f, cams), np.argmax(sims, axis=1))

@@ -118,3 +118,17 @@ def test_bad_input_raises(emb: torch.Tensor, labels: torch.Tensor, message: str)
 def test_from_numpy_rejects_nan() -> None:
     with pytest.raises(ValueError, match="NaN"):
         ExemplarMemory.from_numpy(np.array([[np.nan, 0.0]]))
+
+
+def test_partner_target_mixes_two_cross_entropies() -> None:
+    """logits (6, 8): own label 0, partner 1, w = 0.25 -> 0.75 * log(1+e^2) + 0.25 * log(1+e^-2)."""
+    memory = two_cluster_memory()
+    emb = torch.tensor([[0.6, 0.8], [0.6, 0.8]])
+    loss, _ = memory.loss(emb, torch.tensor([0, 0]), torch.tensor([1, -1]), partner_weight=0.25)
+    with_partner = 0.75 * math.log(1 + math.e ** 2) + 0.25 * math.log(1 + math.e ** -2)
+    without = math.log(1 + math.e ** 2)  # -1: no partner, own target only
+    assert loss.item() == pytest.approx((with_partner + without) / 2, rel=1e-6)
+    plain, _ = memory.loss(emb, torch.tensor([0, 0]), torch.tensor([1, 1]), partner_weight=0.0)
+    assert plain.item() == pytest.approx(without, rel=1e-6)
+    with pytest.raises(ValueError, match="partner_labels"):
+        memory.loss(emb, torch.tensor([0, 0]), torch.tensor([1]), partner_weight=0.5)

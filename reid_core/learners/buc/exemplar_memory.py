@@ -87,11 +87,25 @@ class ExemplarMemory(nn.Module):
         """Score embeddings (B, d) against every slot: ``emb @ V.T / temperature``."""
         return emb @ self.V.t() / self.temperature
 
-    def loss(self, emb: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Cross-entropy over clusters; returns ``(loss, logits)``. No gradient reaches V."""
+    def loss(self, emb: torch.Tensor, labels: torch.Tensor, partner_labels: torch.Tensor | None = None,
+             partner_weight: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
+        """Cross-entropy over clusters; returns ``(loss, logits)``. No gradient reaches V.
+
+        With ``partner_labels`` (a second cluster per sample, -1 for none) and
+        ``partner_weight`` w, a sample with a partner has the soft target
+        (1 - w) on its own cluster and w on its partner's: a weak positive.
+        """
         self._check(emb, labels)
         logits = self.logits(emb)
-        return F.cross_entropy(logits, labels), logits
+        own = F.cross_entropy(logits, labels, reduction="none")
+        if partner_labels is None or partner_weight <= 0.0:
+            return own.mean(), logits
+        if partner_labels.shape != labels.shape:
+            raise ValueError(f"partner_labels must have shape {tuple(labels.shape)}, got {tuple(partner_labels.shape)}")
+        has = partner_labels >= 0
+        other = F.cross_entropy(logits, partner_labels.clamp(min=0), reduction="none")
+        mixed = torch.where(has, (1.0 - partner_weight) * own + partner_weight * other, own)
+        return mixed.mean(), logits
 
     @torch.no_grad()
     def update(self, emb: torch.Tensor, labels: torch.Tensor) -> None:

@@ -18,7 +18,7 @@ from reid_core.config.schema import EarlyStopConfig
 from reid_core.eval.pseudo_labels import round_diagnostics
 from reid_core.personalization.personalized_clustering import Profiler
 from reid_core.learners.base import EdgeLearner
-from reid_core.learners.camera import remove_camera_means
+from reid_core.learners.camera import cross_camera_partners, remove_camera_means
 from reid_core.learners.buc.exemplar_memory import ExemplarMemory
 from reid_core.learners.buc.merge import buc_merge
 from reid_core.learners.buc.trainer import train_epochs
@@ -56,8 +56,14 @@ class BUCLearner(EdgeLearner):
         tc = self.cfg.train
         first = self.round == 0
         memory = ExemplarMemory(self.num_clusters, model.embed_dim_out, tc.temperature)
+        embed = None
+        if tc.memory_init == "mean" or tc.cross_camera_weight > 0:
+            embed = self._features(model, "embed")
         if tc.memory_init == "mean":
-            memory.init_from_features(self._features(model, "embed"), self.labels)
+            memory.init_from_features(embed, self.labels)
+        partners = None
+        if tc.cross_camera_weight > 0:  # camera ids only: each image's nearest other-camera image
+            partners = cross_camera_partners(embed, self._camids(), mutual=tc.cross_camera_mutual)
         stop_cfg = self.cfg.early_stop
         if first:  # the paper's PE applies after the instance-level first stage
             stop_cfg = EarlyStopConfig(rule="none")
@@ -66,7 +72,7 @@ class BUCLearner(EdgeLearner):
             lr=tc.first_round_lr if first else tc.lr,
             max_epochs=tc.first_round_epochs if first else tc.epochs,
             train_cfg=tc, image_cfg=self.cfg.image, stop_cfg=stop_cfg, device=self.device,
-            seed=tc.seed * 1000 + server_round, desc=f"{self.name} r{server_round}",
+            seed=tc.seed * 1000 + server_round, desc=f"{self.name} r{server_round}", partners=partners,
         )
         t_train = time.time() - t0
         merged = 0

@@ -57,10 +57,19 @@ def train_epochs(
     device: torch.device,
     seed: int,
     desc: str = "train",
+    partners: np.ndarray | None = None,
 ) -> TrainResult:
     """Train up to `max_epochs`; the PE rule in `stop_cfg` may stop after any epoch."""
     if len(paths) != len(labels):
         raise ValueError(f"{len(paths)} images but {len(labels)} pseudo-labels")
+    # partner_labels[i]: the cluster of image i's cross-camera partner (-1: none, or the same cluster)
+    partner_labels = None
+    if partners is not None and train_cfg.cross_camera_weight > 0:
+        if len(partners) != len(labels):
+            raise ValueError(f"{len(paths)} images but {len(partners)} cross-camera partners")
+        partner_labels = np.where(partners >= 0, labels[np.maximum(partners, 0)], -1)
+        partner_labels[partner_labels == labels] = -1
+        partner_labels = torch.as_tensor(partner_labels, dtype=torch.long)
     gen = seed_everything(seed)
     dataset = UnlabeledImageDataset(paths, labels.tolist(), train_transform(image_cfg.height, image_cfg.width, image_cfg.photometric))
     loader = DataLoader(
@@ -90,10 +99,11 @@ def train_epochs(
         for batch in loader:
             if batch is None:  # every image of the batch failed to decode
                 continue
-            images, targets, _ = batch
+            images, targets, index = batch
             images, targets = images.to(device), targets.to(device)
             embedding, _pooled = model(images)
-            loss, logits = memory.loss(embedding, targets)
+            extra = partner_labels[index].to(device) if partner_labels is not None else None
+            loss, logits = memory.loss(embedding, targets, extra, train_cfg.cross_camera_weight)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
