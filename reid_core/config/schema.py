@@ -74,3 +74,4 @@ class ClusterConfig:
     num_identities: int | None = None  # known #identities of this client, if the operator knows
     feature: str = "pool"  # features used to cluster: pool | embed
     camera_normalize: bool = False  # remove each camera's mean feature before merging (camera ids only)
+    camera_floor: bool = False  # never merge below ceil(N / cameras) clusters (camera ids only)

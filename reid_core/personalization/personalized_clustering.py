@@ -151,6 +151,20 @@ def estimate_num_identities(
     return estimate
 
 
+def camera_floor(camids: np.ndarray) -> int:
+    """Fewest clusters an edge keeps under ``pc.camera_floor``: ceil(N / number of cameras).
+
+    A pseudo-identity then holds on average at most one image per camera. On the small
+    sets (VIPeR, PRID2011: one image per person per camera) this is their number of
+    people; the profiler's unlabeled estimate under-counts them 1.2-3.4x (docs/results.md).
+    Camera ids only.
+    """
+    camids = np.asarray(camids)
+    if camids.ndim != 1 or len(camids) == 0:
+        raise ValueError(f"camids must be a non-empty 1-D array, got shape {camids.shape}")
+    return int(math.ceil(len(camids) / len(np.unique(camids))))
+
+
 class Profiler:
     """Pick each round's merge amount per :class:`ClusterConfig` ``mode``.
 
@@ -199,11 +213,16 @@ class Profiler:
                 self.num_images = num_clusters
         if round_idx >= self.total_merge_steps:
             return 0
+        floor = 1
+        if self.config.camera_floor:
+            if camids is None:
+                raise ValueError("pc.camera_floor needs the camera id of every training image")
+            floor = camera_floor(camids)
         if self.config.mode == "fixed":
             if self.num_images is None:
                 raise ValueError("fixed merging needs the number of images (pass features or num_images)")
-            return min(fixed_merge_amount(self.num_images, self.config.merge_percent), num_clusters - 1)
-        target = self.target_clusters(features, camids)
+            return max(0, min(fixed_merge_amount(self.num_images, self.config.merge_percent), num_clusters - floor))
+        target = max(self.target_clusters(features, camids), floor)
         return personalized_merge_amount(num_clusters, target, self.total_merge_steps - round_idx)
 
     def state_dict(self) -> dict[str, Any]:

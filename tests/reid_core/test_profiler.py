@@ -179,3 +179,19 @@ def test_profiler_rejects_bad_config(kwargs, steps, message):
 def test_profiler_rejects_unknown_state():
     with pytest.raises(ValueError, match="unknown"):
         Profiler(ClusterConfig(), 3).load_state_dict({"mystery": 1})
+
+
+def test_camera_floor_keeps_one_image_per_camera_on_average():
+    from reid_core.personalization.personalized_clustering import camera_floor
+    cams = np.array([0, 1] * 50)  # 100 images, 2 cameras -> floor 50
+    assert camera_floor(cams) == 50 and camera_floor(np.array([0, 1, 2, 2])) == 2  # ceil(4 / 3)
+    with pytest.raises(ValueError, match="camids"):
+        camera_floor(np.array([]))
+    # personalized: the identity count (20) is below the floor, so the target is the floor
+    prof = Profiler(ClusterConfig(mode="personalized", num_identities=20, camera_floor=True), total_merge_steps=2)
+    assert [prof.num_merge(0, 100, camids=cams), prof.num_merge(1, 75, camids=cams)] == [25, 25]
+    # fixed 30% of N: 30 asked, 10 allowed at C = 60
+    fixed = Profiler(ClusterConfig(mode="fixed", merge_percent=0.3, camera_floor=True), total_merge_steps=5, num_images=100)
+    assert fixed.num_merge(1, 60, camids=cams) == 10 and fixed.num_merge(2, 50, camids=cams) == 0
+    with pytest.raises(ValueError, match="camera_floor"):
+        fixed.num_merge(1, 60)
