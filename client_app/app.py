@@ -7,7 +7,7 @@ pseudo-labels and the exemplar memory stay in the node's state directory.
 from __future__ import annotations
 
 import os
-from logging import ERROR, INFO
+from logging import DEBUG, ERROR
 
 from flwr.app import Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
@@ -87,7 +87,7 @@ def evaluate(msg: Message, context: Context) -> Message:
     """Rank-1/5/10 and mAP of this client's current model on its own query/gallery."""
     learner, _ = _learner(context)
     metrics = learner.evaluate(_received_model(msg, learner))
-    log(INFO, "%s: rank-1 %.1f mAP %.1f", learner.name, metrics["rank1"], metrics["mAP"])
+    log(DEBUG, "%s: rank-1 %.1f mAP %.1f", learner.name, metrics["rank1"], metrics["mAP"])
     content = RecordDict({"metrics": metric_record(metrics), "info": info_record(learner.name)})
     return Message(content=content, reply_to=msg)
 

@@ -27,6 +27,8 @@ def flower_env(flwr_home: str | os.PathLike) -> dict[str, str]:
         "FLWR_TELEMETRY_ENABLED": "0",
         "FLWR_DISABLE_UPDATE_CHECK": "1",
         "RAY_USAGE_STATS_ENABLED": "0",
+        # Ray's accelerator-env FutureWarning fills the console of every CPU simulation
+        "RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO": "0",
         "PYTHONUNBUFFERED": "1",
     })
     return env

@@ -236,9 +236,10 @@ class FedUReIDStrategy(FedAvg):
             # metrics.json contract spells it num_examples; Flower's weighting key is num-examples
             record["clients"].setdefault(n, {}).update({**accepted[n][1], "num_examples": int(weights[names.index(n)])})
         total = float(sum(weights))
+        # Flower prints this record every round: keep it to what a user reads (metrics.json has all)
         mean = {
             k: sum(accepted[n][1][k] * w for n, w in zip(names, weights)) / total
-            for k in accepted[names[0]][1]
+            for k in AGGREGATED_TRAIN_KEYS
             if all(isinstance(accepted[n][1].get(k), (int, float)) for n in names)
         }
         return to_record(self.state.global_arrays), MetricRecord(mean)
@@ -264,5 +265,17 @@ class FedUReIDStrategy(FedAvg):
             self.state.save(self.checkpoint_dir)
         for name, m in sorted(record["clients"].items()):
             if "rank1" in m:
-                log(INFO, "round %d  %-12s rank-1 %5.1f  mAP %5.1f", rnd, name, m["rank1"], m["mAP"])
+                log(INFO, "%s", round_line(rnd, name, m))
         return None
+
+
+AGGREGATED_TRAIN_KEYS = ("train-loss", "precision", "epochs", "clusters", "diag-purity")
+
+
+def round_line(rnd: int, name: str, m: dict) -> str:
+    """One console line per client and round: what it trained (if it did) and how it ranks."""
+    line = f"round {rnd:2d}  {name:<10}"
+    if "epochs" in m:
+        line += (f" epochs {int(m['epochs']):2d}  loss {float(m['train-loss']):6.3f}"
+                 f"  prec {float(m['precision']):4.2f}  clusters {int(m['clusters']):4d}")
+    return line + f"  | rank-1 {float(m['rank1']):5.1f}  mAP {float(m['mAP']):5.1f}"

@@ -8,7 +8,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from reid_core.data.synth import FEDERATION_FILE, synth_main
+from reid_core.data.synth import FEDERATION_FILE, GENERATOR_VERSION, synth_main
 
 
 def ensure_federation(root: str | os.PathLike, seed: int = 0, preset: str = "demo") -> Path:
@@ -21,6 +21,11 @@ def ensure_federation(root: str | os.PathLike, seed: int = 0, preset: str = "dem
     marker = root / FEDERATION_FILE
     if marker.exists():
         info = json.loads(marker.read_text())
+        if info.get("generator_version", 1) != GENERATOR_VERSION:
+            raise FileExistsError(
+                f"{root} was written by synthetic generator version {info.get('generator_version', 1)}, "
+                f"this is version {GENERATOR_VERSION}; delete {root} to regenerate it"
+            )
         if info.get("seed") == seed and info.get("preset", preset) == preset:
             return root
         raise FileExistsError(

@@ -3,6 +3,10 @@
 `generate_federation` writes `<out>/<client>/{bounding_box_train,query,bounding_box_test}`
 plus `<out>/federation.json` (the ground truth, for tests and estimators only: training
 code must not read pids from it). Same seed and spec -> byte-identical files.
+
+Like surveillance footage, each identity passes at least two cameras and each pass is a
+tracklet: consecutive frames (numbered consecutively in the file names) with small
+changes of position and walking pose, in front of the camera's own cluttered scene.
 """
 
 from __future__ import annotations
@@ -23,14 +27,16 @@ from reid_core.data.market import SPLIT_FOLDERS
 from reid_core.data.synth_render import (
     DOMAINS,
     SynthDifficulty,
+    next_frame,
     random_camera,
     random_person,
     render_image,
+    start_tracklet,
 )
 
 logger = logging.getLogger(__name__)
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2  # 2: tracklets, background clutter
 FEDERATION_FILE = "federation.json"
 
 
@@ -41,11 +47,11 @@ class ClientSpec:
     name: str
     num_identities: int  # training identities
     num_cameras: int
-    images_per_id_per_camera: int
+    images_per_id_per_camera: int  # frames of the identity's tracklet in each camera it passes
     num_test_identities: int = 20
     cameras_per_id: int | None = None  # None: every identity is seen by every camera
-    query_per_id: int = 1
-    gallery_per_id_per_camera: int = 2
+    query_per_id: int = 1  # query frames, from one tracklet in the first camera the identity passes
+    gallery_per_id_per_camera: int = 2  # gallery tracklet frames in each other camera
     num_distractors: int = 5  # pid-0 gallery images of people seen nowhere else
     domain: str = "indoor"  # background palette and light level: see synth_render.DOMAINS
     height: int = 64
@@ -87,13 +93,17 @@ def smoke_clients() -> tuple[ClientSpec, ...]:
 
 
 def default_clients() -> tuple[ClientSpec, ...]:
-    """Five heterogeneous clients (60 to 300 train images, 2 to 5 cameras, ~1000 train images)."""
+    """Five heterogeneous clients (90 to 360 train images, 2 to 5 cameras, ~1200 train images).
+
+    Train tracklets of 3-4 frames per camera passed; 50-60 queries per client, so one
+    query moves rank-1 by at most 2 points.
+    """
     return (
-        ClientSpec("campus", 30, 5, 2, cameras_per_id=5, num_test_identities=30, domain="outdoor"),
-        ClientSpec("mall", 40, 4, 2, cameras_per_id=3, num_test_identities=30, domain="indoor"),
-        ClientSpec("station", 25, 3, 3, cameras_per_id=3, num_test_identities=25, domain="station"),
-        ClientSpec("airport", 40, 2, 2, num_test_identities=25, domain="office"),
-        ClientSpec("office", 15, 2, 2, num_test_identities=15, domain="night", num_distractors=3),
+        ClientSpec("campus", 30, 5, 4, cameras_per_id=3, num_test_identities=60, domain="outdoor"),
+        ClientSpec("mall", 40, 4, 4, cameras_per_id=2, num_test_identities=60, domain="indoor"),
+        ClientSpec("station", 25, 3, 3, cameras_per_id=3, num_test_identities=50, domain="station"),
+        ClientSpec("airport", 35, 2, 3, num_test_identities=50, domain="office"),
+        ClientSpec("office", 15, 2, 3, num_test_identities=50, domain="night", num_distractors=3),
     )
 
 
@@ -142,34 +152,39 @@ def _generate_client(out_dir: str, client: ClientSpec, seed: int) -> dict[str, A
     # Seed from (seed, name) so adding a client does not change the others.
     rng = np.random.default_rng(np.random.SeedSequence([seed, zlib.crc32(client.name.encode())]))
     diff = client.difficulty
-    cams = [random_camera(rng, client.domain, diff.camera_strength, diff.noise)
+    cams = [random_camera(rng, client.domain, diff.camera_strength, diff.noise, diff.clutter)
             for _ in range(client.num_cameras)]
     per_id = client.cameras_per_id or client.num_cameras
     n_train, n_test = client.num_identities, client.num_test_identities
     looks = [random_person(rng, diff.colour_jitter) for _ in range(n_train + n_test)]
-    # (split, pid, camid, look index); train pids 1..n_train, test pids after them.
-    plan: list[tuple[str, int, int, int]] = []
+    # Tracklets (split, pid, camid, look index, #frames); train pids 1..n_train, test pids after.
+    plan: list[tuple[str, int, int, int, int]] = []
     for i in range(n_train):
         for cam in sorted(rng.choice(client.num_cameras, per_id, replace=False)):
-            plan += [("train", i + 1, int(cam), i)] * client.images_per_id_per_camera
+            plan.append(("train", i + 1, int(cam), i, client.images_per_id_per_camera))
     for j in range(n_test):
         pid, look = n_train + j + 1, n_train + j
         seen = [int(c) for c in rng.choice(client.num_cameras, per_id, replace=False)]
-        plan += [("query", pid, seen[0], look)] * client.query_per_id
+        plan.append(("query", pid, seen[0], look, client.query_per_id))
         for cam in sorted(seen[1:]):  # every query has its match in another camera
-            plan += [("gallery", pid, cam, look)] * client.gallery_per_id_per_camera
+            plan.append(("gallery", pid, cam, look, client.gallery_per_id_per_camera))
     for _ in range(client.num_distractors):
         looks.append(random_person(rng, diff.colour_jitter))
-        plan.append(("gallery", 0, int(rng.integers(client.num_cameras)), len(looks) - 1))
+        plan.append(("gallery", 0, int(rng.integers(client.num_cameras)), len(looks) - 1, 1))
 
     counts = {split: 0 for split in SPLIT_FOLDERS}
     for split, folder in SPLIT_FOLDERS.items():
         os.makedirs(os.path.join(out_dir, client.name, folder))
-    for frame, (split, pid, cam, look) in enumerate(plan):
-        pixels = render_image(rng, looks[look], cams[cam], client.height, client.width, diff)
-        path = os.path.join(out_dir, client.name, SPLIT_FOLDERS[split], _file_name(pid, cam, frame))
-        Image.fromarray(pixels).save(path, format="PNG", compress_level=1)
-        counts[split] += 1
+    frame = 0
+    for split, pid, cam, look, num_frames in plan:
+        pose = start_tracklet(rng, cams[cam], diff)
+        for _ in range(num_frames):
+            pixels = render_image(rng, looks[look], cams[cam], client.height, client.width, diff, pose)
+            path = os.path.join(out_dir, client.name, SPLIT_FOLDERS[split], _file_name(pid, cam, frame))
+            Image.fromarray(pixels).save(path, format="PNG", compress_level=1)
+            counts[split] += 1
+            frame += 1
+            pose = next_frame(rng, pose, diff)
     return {
         "name": client.name,
         "num_cameras": client.num_cameras,

@@ -2,12 +2,14 @@
 
 Identity shows in appearance (clothes colours and pattern, accessories, body shape,
 skin/hair); cameras change illumination, colour cast, blur, resolution, viewpoint and
-background. Clothes share one small palette, so colour alone is ambiguous.
+background (with static clutter: doors, bins, signs). Clothes share one small palette,
+so colour alone is ambiguous. A person walking through a camera's view gives a tracklet:
+consecutive frames that share view and position up to small steps (`TrackletPose`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
@@ -54,6 +56,8 @@ class SynthDifficulty:
     occlusion_prob: float = 0.15
     view_change_prob: float = 0.2  # chance an image shows another view than its camera's
     background_jitter: float = 6.0  # per-image change of the camera's background colours
+    clutter: int = 3  # static objects per camera in the background (doors, bins, signs)
+    frame_step: float = 0.02  # a tracklet's horizontal walk per frame, fraction of width
 
 
 @dataclass(frozen=True)
@@ -98,6 +102,20 @@ class CameraLook:
     background2: RGB
     texture: str
     noise: float  # sensor noise std (0-255 scale)
+    # static background objects: (x0, y0, x1, y1) as fractions of the image, and a colour
+    clutter: tuple[tuple[float, float, float, float, RGB], ...] = ()
+
+
+@dataclass(frozen=True)
+class TrackletPose:
+    """Where one person is in one frame of a tracklet; the next frame moves it a little."""
+
+    view: str
+    dx: float  # horizontal offset from the camera's centre, fraction of width
+    dfeet: float  # vertical offset of the feet, fraction of height
+    dscale: float  # relative size change
+    phase: float  # walking cycle (radians): drives stride and arm swing
+    bg_seed: int  # background jitter seed: the scene stays the same within a tracklet
 
 
 def _jitter(rng: np.random.Generator, colour: RGB, amount: float) -> RGB:
@@ -138,8 +156,19 @@ def random_person(rng: np.random.Generator, colour_jitter: float = 12.0) -> Pers
     )
 
 
+def _random_clutter(rng: np.random.Generator, count: int,
+                    backgrounds: tuple[RGB, ...]) -> tuple[tuple[float, float, float, float, RGB], ...]:
+    items = []
+    for _ in range(count):
+        w, h = rng.uniform(0.1, 0.35), rng.uniform(0.1, 0.5)
+        x0, y0 = rng.uniform(-0.1, 1.0 - w / 2), rng.uniform(0.0, 0.9 - h / 2)
+        base = PALETTE[str(_pick(rng, list(PALETTE)))] if rng.random() < 0.5 else _pick(rng, backgrounds)
+        items.append((float(x0), float(y0), float(x0 + w), float(y0 + h), _jitter(rng, base, 20)))
+    return tuple(items)
+
+
 def random_camera(rng: np.random.Generator, domain: str, strength: float,
-                  noise: float) -> CameraLook:
+                  noise: float, clutter: int = 0) -> CameraLook:
     """Draw one camera; `strength` scales every deviation from a neutral camera."""
     backgrounds, light = DOMAINS[domain]
     s = strength
@@ -157,7 +186,26 @@ def random_camera(rng: np.random.Generator, domain: str, strength: float,
         background2=_jitter(rng, backgrounds[int(rng.integers(len(backgrounds)))], 25),
         texture=str(_pick(rng, BG_TEXTURES)),
         noise=float(noise * (0.5 + rng.random())),
+        clutter=_random_clutter(rng, clutter, backgrounds),
     )
+
+
+def start_tracklet(rng: np.random.Generator, cam: CameraLook, difficulty: SynthDifficulty) -> TrackletPose:
+    """The first frame of a person crossing `cam`: a view, a position, a walking phase."""
+    view = cam.view if rng.random() >= difficulty.view_change_prob else str(_pick(rng, VIEWS))
+    j = difficulty.pose_jitter
+    return TrackletPose(view=view, dx=float(j * rng.uniform(-0.06, 0.06)),
+                        dfeet=float(j * rng.uniform(-0.03, 0.015)), dscale=float(j * rng.uniform(-0.05, 0.05)),
+                        phase=float(rng.uniform(0, 2 * np.pi)), bg_seed=int(rng.integers(2**31)))
+
+
+def next_frame(rng: np.random.Generator, pose: TrackletPose, difficulty: SynthDifficulty) -> TrackletPose:
+    """The following frame: a small step sideways and in size, the walking cycle advances."""
+    step = difficulty.frame_step
+    return replace(pose, dx=float(np.clip(pose.dx + step * rng.uniform(0.5, 1.5), -0.12, 0.12)),
+                   dfeet=float(pose.dfeet + rng.uniform(-0.005, 0.005)),
+                   dscale=float(pose.dscale + rng.uniform(-0.01, 0.01)),
+                   phase=float(pose.phase + rng.uniform(0.6, 1.2)))
 
 
 def _background(rng: np.random.Generator, cam: CameraLook, h: int, w: int,
@@ -176,6 +224,9 @@ def _background(rng: np.random.Generator, cam: CameraLook, h: int, w: int,
             img[rows[:, None] ^ cols[None, :]] = other
         else:
             img[:, cols] = other
+    for x0, y0, x1, y1, colour in cam.clutter:  # static scene objects behind the person
+        c = np.asarray(_jitter(rng, colour, jitter), np.uint8)
+        img[max(0, int(y0 * h)):max(0, int(y1 * h)), max(0, int(x0 * w)):max(0, int(x1 * w))] = c
     return img
 
 
@@ -269,17 +320,20 @@ def _draw_person(draw: ImageDraw.ImageDraw, look: PersonLook, view: str, cx: flo
 
 
 def render_image(rng: np.random.Generator, look: PersonLook, cam: CameraLook, height: int,
-                 width: int, difficulty: SynthDifficulty) -> np.ndarray:
-    """Render one `(height, width, 3)` uint8 image of `look` seen by `cam`."""
+                 width: int, difficulty: SynthDifficulty, pose: TrackletPose | None = None) -> np.ndarray:
+    """Render one `(height, width, 3)` uint8 image of `look` seen by `cam` (in `pose`, or a fresh one)."""
     ss = 2  # draw at twice the size, then shrink: smooth edges at tiny resolutions
     h, w = height * ss, width * ss
-    canvas = Image.fromarray(_background(rng, cam, h, w, difficulty.background_jitter))
+    pose = pose or start_tracklet(rng, cam, difficulty)
+    # The scene (background colours) stays put within a tracklet; light flicker and noise do not.
+    scene = np.random.default_rng(pose.bg_seed)
+    canvas = Image.fromarray(_background(scene, cam, h, w, difficulty.background_jitter))
     draw = ImageDraw.Draw(canvas)
-    view = cam.view if rng.random() >= difficulty.view_change_prob else str(_pick(rng, VIEWS))
-    scale = cam.scale * (1 + difficulty.pose_jitter * rng.uniform(-0.05, 0.05))
-    cx = w * (0.5 + cam.shift + difficulty.pose_jitter * rng.uniform(-0.06, 0.06))
-    feet = h * (0.98 + difficulty.pose_jitter * rng.uniform(-0.03, 0.015))
-    stride, swing = rng.uniform(0, 0.5), rng.uniform(-1, 1)
+    view = pose.view
+    scale = cam.scale * (1 + pose.dscale)
+    cx = w * (0.5 + cam.shift + pose.dx)
+    feet = h * (0.98 + pose.dfeet)
+    stride, swing = 0.25 + 0.25 * np.sin(pose.phase), np.cos(pose.phase)
     _draw_person(draw, look, view, cx, feet, look.height * h * scale, look.width * w * scale,
                  stride, swing)
     if rng.random() < difficulty.occlusion_prob:  # a pole, a passer-by at the edge, or a bench

@@ -192,3 +192,12 @@ def test_traffic_counts_bytes_per_edge_and_distinct_models(mu, where, distinct_r
     assert second["train_down_distinct"] == distinct_round2
     assert second["train_down_distinct_bytes"] == distinct_round2 * size
     assert second["evaluate_down_bytes"] == 2 * size
+
+
+def test_round_line_shows_training_only_when_the_client_trained():
+    from server_app.strategy import round_line
+
+    assert round_line(0, "mall", {"rank1": 10.0, "mAP": 16.34}) == "round  0  mall        | rank-1  10.0  mAP  16.3"
+    line = round_line(3, "mall", {"rank1": 35.0, "mAP": 42.1, "epochs": 3, "train-loss": 4.1678,
+                                  "precision": 0.123, "clusters": 194})
+    assert line == "round  3  mall       epochs  3  loss  4.168  prec 0.12  clusters  194  | rank-1  35.0  mAP  42.1"

@@ -141,17 +141,54 @@ def test_bad_presets_and_duplicate_names(tmp_path):
 
 
 def test_demo_preset_sizes():
-    """Demo: >= 4 heterogeneous clients, 800-1200 train images, 60-300 per client."""
+    """Demo: >= 5 heterogeneous clients, 1000-1400 train images, 90-360 per client,
+    >= 50 queries each (one query moves rank-1 by <= 2 points)."""
     clients = preset_clients("demo")
     per_client = [c.num_identities * (c.cameras_per_id or c.num_cameras) * c.images_per_id_per_camera
                   for c in clients]
     assert len(clients) >= 5 and clients == default_clients()
-    assert 800 <= sum(per_client) <= 1200
-    assert min(per_client) >= 60 and max(per_client) <= 300
+    assert 1000 <= sum(per_client) <= 1400
+    assert min(per_client) >= 90 and max(per_client) <= 360
+    assert len(set(per_client)) == len(clients) and len({c.num_identities for c in clients}) >= 4
     assert {c.num_cameras for c in clients} >= {2, 3, 4, 5}
     assert len({c.domain for c in clients}) >= 4
+    assert all(c.num_test_identities * c.query_per_id >= 50 for c in clients)
+    assert all(c.images_per_id_per_camera >= 3 for c in clients)  # tracklets, not single shots
     harder = with_difficulty(clients, camera_strength=2.0)
     assert all(c.difficulty == SynthDifficulty(camera_strength=2.0) for c in harder)
+
+
+def test_tracklets_per_camera_and_cameras_per_identity(smoke_dir):
+    """Train: each identity passes >= 2 cameras (as its spec says), in each one tracklet of
+    `images_per_id_per_camera` consecutively numbered frames; queries as the spec says."""
+    truth = json.loads((smoke_dir / FEDERATION_FILE).read_text())
+    for client in truth["clients"]:
+        spec = client["spec"]
+        ds = read_market_layout(smoke_dir / client["name"])
+        frames: dict[tuple[int, int], list[int]] = {}
+        for s in ds.train:
+            frames.setdefault((s.pid, s.camid), []).append(int(NAME.match(Path(s.path).name).group(3)))
+        cams_per_id: dict[int, int] = {}
+        for (pid, _cam), numbers in frames.items():
+            numbers.sort()
+            assert numbers == list(range(numbers[0], numbers[0] + spec["images_per_id_per_camera"]))
+            cams_per_id[pid] = cams_per_id.get(pid, 0) + 1
+        assert set(cams_per_id.values()) == {spec["cameras_per_id"] or spec["num_cameras"]}
+        assert min(cams_per_id.values()) >= 2
+        assert len(ds.query) == spec["num_test_identities"] * spec["query_per_id"]
+
+
+def test_tracklet_frames_are_closer_than_other_cameras(smoke_dir):
+    """Frames of one tracklet differ a little; the same person in another camera differs more."""
+    ds = read_market_layout(smoke_dir / "edge_a")
+    pixels = {s.path: np.asarray(Image.open(s.path), np.float32).ravel() for s in ds.train}
+    same_cam, other_cam = [], []
+    for a in ds.train:
+        for b in ds.train:
+            if a.path < b.path and a.pid == b.pid:
+                dist = float(np.linalg.norm(pixels[a.path] - pixels[b.path]))
+                (same_cam if a.camid == b.camid else other_cam).append(dist)
+    assert np.mean(same_cam) < 0.7 * np.mean(other_cam)
 
 
 @pytest.mark.slow
@@ -161,5 +198,5 @@ def test_demo_generation_is_fast(tmp_path):
     start = time.process_time()
     info = synth_main(str(tmp_path), seed=0, preset="demo")
     elapsed = time.process_time() - start
-    assert 800 <= sum(c["num_train_images"] for c in info["clients"]) <= 1200
+    assert 1000 <= sum(c["num_train_images"] for c in info["clients"]) <= 1400
     assert elapsed < 10.0
