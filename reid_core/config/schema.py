@@ -75,3 +75,22 @@ class ClusterConfig:
     feature: str = "pool"  # features used to cluster: pool | embed
     camera_normalize: bool = False  # remove each camera's mean feature before merging (camera ids only)
     camera_floor: bool = False  # never merge below ceil(N / cameras) clusters (camera ids only)
+
+
+@dataclass(frozen=True)
+class CCConfig:
+    """Cluster-contrast learner (`learner=cc`): Jaccard + DBSCAN pseudo-labels, cluster memory."""
+
+    k1: int = 30  # k-reciprocal neighbourhood (cut to the edge's image count)
+    k2: int = 6  # query expansion
+    eps: float = 0.6  # DBSCAN radius on the Jaccard distance, in (0, 1)
+    min_samples: int = 0  # DBSCAN core size; 0 = by edge size (2 below 2,000 images, else 4)
+    cluster_every: str = "epoch"  # epoch (cluster-contrast) | round (once, on the received model)
+    momentum: float = 0.2  # centroid update c <- m c + (1 - m) f
+    temperature: float = 0.05  # ClusterNCE
+    lr: float = 3.5e-4  # Adam
+    weight_decay: float = 5e-4
+    instances: int = 4  # K images per pseudo-identity in a batch (P = image.batch_size // K)
+    iters: int = 0  # batches per epoch; 0 = one pass over the clustered images
+    erasing: float = 0.5  # random erasing probability
+    dropout: float = 0.0  # embedding dropout while training (cluster-contrast has none)

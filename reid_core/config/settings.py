@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from reid_core.config.schema import (
+    CCConfig,
     ClusterConfig,
     EarlyStopConfig,
     ImageConfig,
@@ -25,7 +26,7 @@ CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 ALGORITHMS = ("baseline", "pc", "pe", "pc_pe", "pu", "fedureid")
 EXPERIMENTS = ("smoke", "demo", "real_cpu", "real_cpu3", "paper")
 ARCHS = ("resnet50", "resnet18", "mobilenet_v2", "tiny")
-LEARNERS = ("buc",)  # reid_core.learners.make_learner builds them
+LEARNERS = ("buc", "cc")  # reid_core.learners.make_learner builds them
 
 
 class ConfigError(ValueError):
@@ -68,6 +69,7 @@ class Settings:
     federation: FederationConfig
     overrides: tuple[str, ...] = field(default=())
     learner: str = "buc"
+    cc: CCConfig = field(default_factory=CCConfig)
 
     def client_dir(self, name: str) -> str:
         """Data folder of one simulated client."""
@@ -176,6 +178,7 @@ def settings_from_cfg(cfg: Any, overrides: tuple[str, ...] = (), base_dir: str |
         ),
         overrides=overrides,
         learner=str(c.get("learner", "buc")),
+        cc=_build(CCConfig, c.get("cc") or {}, "cc"),
     )
     validate(settings, check_data)
     return settings
@@ -223,6 +226,7 @@ def validate(s: Settings, check_data: bool = True) -> None:
     _require(c.mode in ("fixed", "personalized"), "pc.mode", f"unknown '{c.mode}', choose fixed|personalized")
     _require(0.0 < c.merge_percent < 1.0, "pc.merge_percent", "must be in (0, 1)")
     _require(c.lam >= 0.0, "pc.lam", "must be >= 0")
+    _validate_cc(s.cc, s.image)
     _require(len(s.clients) >= 1, "data.clients", "needs at least one client")
     _require(len(set(s.clients)) == len(s.clients), "data.clients", "client names must be unique")
     for name, n in s.num_identities.items():
@@ -231,3 +235,22 @@ def validate(s: Settings, check_data: bool = True) -> None:
         _require(os.path.isdir(s.data_root), "data.root", f"data folder not found: {s.data_root}")
         for name in s.clients:
             _require(os.path.isdir(s.client_dir(name)), "data.clients", f"client folder not found: {s.client_dir(name)}")
+
+
+def _validate_cc(cc: CCConfig, image: ImageConfig) -> None:
+    """The cluster-contrast learner's keys (checked whichever learner runs: a typo fails early)."""
+    _require(isinstance(cc.k1, int) and cc.k1 >= 2, "cc.k1", f"must be an integer >= 2, got {cc.k1!r}")
+    _require(isinstance(cc.k2, int) and 1 <= cc.k2 <= cc.k1, "cc.k2", f"must be an integer in 1..cc.k1, got {cc.k2!r}")
+    _require(0.0 < cc.eps < 1.0, "cc.eps", f"must be in (0, 1) (pairs sharing no neighbour are at 1), got {cc.eps!r}")
+    _require(isinstance(cc.min_samples, int) and cc.min_samples >= 0, "cc.min_samples",
+             f"must be an integer >= 0 (0 = by edge size), got {cc.min_samples!r}")
+    _require(cc.cluster_every in ("epoch", "round"), "cc.cluster_every", f"choose epoch|round, got {cc.cluster_every!r}")
+    _require(0.0 <= cc.momentum <= 1.0, "cc.momentum", f"must be in [0, 1], got {cc.momentum!r}")
+    _require(cc.temperature > 0, "cc.temperature", "must be > 0")
+    _require(cc.lr > 0, "cc.lr", "must be > 0")
+    _require(cc.weight_decay >= 0, "cc.weight_decay", "must be >= 0")
+    _require(isinstance(cc.instances, int) and 1 <= cc.instances <= image.batch_size, "cc.instances",
+             f"must be an integer in 1..image.batch_size ({image.batch_size}), got {cc.instances!r}")
+    _require(isinstance(cc.iters, int) and cc.iters >= 0, "cc.iters", "must be an integer >= 0 (0 = one pass)")
+    _require(0.0 <= cc.erasing <= 1.0, "cc.erasing", f"must be in [0, 1], got {cc.erasing!r}")
+    _require(0.0 <= cc.dropout < 1.0, "cc.dropout", f"must be in [0, 1), got {cc.dropout!r}")

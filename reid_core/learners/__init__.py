@@ -9,7 +9,7 @@ from __future__ import annotations
 from reid_core.config.settings import Settings
 from reid_core.learners.base import EdgeLearner, LearnerConfig, NoUsableData
 
-LEARNERS = ("buc",)
+LEARNERS = ("buc", "cc")
 
 
 def make_learner(kind: str, name: str, data_dir: str, cfg: LearnerConfig, state_dir: str) -> EdgeLearner:
@@ -18,6 +18,10 @@ def make_learner(kind: str, name: str, data_dir: str, cfg: LearnerConfig, state_
         from reid_core.learners.buc.learner import BUCLearner
 
         return BUCLearner(name, data_dir, cfg, state_dir)
+    if kind == "cc":
+        from reid_core.learners.cc.learner import CCLearner
+
+        return CCLearner(name, data_dir, cfg, state_dir)
     raise ValueError(f"unknown learner '{kind}' (key 'learner'); choose one of {LEARNERS}")
 
 
@@ -25,7 +29,7 @@ def learner_from_settings(settings: Settings, name: str, data_dir: str, state_di
     """The configured learner of client `name`, with its operator-known #identities if any."""
     cfg = LearnerConfig(model=settings.model, image=settings.image, train=settings.train,
                         early_stop=settings.early_stop, cluster=settings.cluster_for(name),
-                        total_rounds=settings.rounds)
+                        total_rounds=settings.rounds, cc=settings.cc)
     return make_learner(settings.learner, name, data_dir, cfg, state_dir)
 
 

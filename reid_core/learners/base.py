@@ -30,7 +30,7 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
-from reid_core.config.schema import ClusterConfig, EarlyStopConfig, ImageConfig, ModelConfig, TrainConfig
+from reid_core.config.schema import CCConfig, ClusterConfig, EarlyStopConfig, ImageConfig, ModelConfig, TrainConfig
 from reid_core.data import read_market_layout, scan_images, unlabeled_paths
 from reid_core.eval.pseudo_labels import known_identities
 from reid_core.eval.ranking import evaluate_model, extract_features
@@ -52,6 +52,7 @@ class LearnerConfig:
     early_stop: EarlyStopConfig
     cluster: ClusterConfig
     total_rounds: int
+    cc: CCConfig = CCConfig()  # learner=cc only
 
 
 class NoUsableData(ValueError):

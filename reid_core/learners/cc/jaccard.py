@@ -1,0 +1,185 @@
+"""k-reciprocal Jaccard distance (cluster-contrast's re-ranking distance), kept sparse.
+
+Same result as the dense reference (:mod:`reid_core.learners.cc.jaccard_reference`,
+written after cluster-contrast's ``compute_jaccard_distance``) without any N x N array:
+every step is a scipy CSR matrix whose rows hold one image's neighbourhood only.
+
+1. ``rank``: each image's k1 nearest images, itself first (one FAISS k-NN pass).
+2. ``R`` (k1) and ``R_half`` (round(k1/2) + 1): k-reciprocal neighbours, j in i's list
+   and i in j's (``A.multiply(A.T)`` of the forward-list matrix ``A``).
+3. Expansion: i's set grows by ``R_half(c)`` for each c in ``R(i)`` sharing more than
+   2/3 of ``R_half(c)`` with ``R(i)`` (an overlap count ``R @ R_half.T`` on R's pattern).
+4. ``V[i, E(i)]`` = softmax of -(2 - 2 x_i.x_j) over the expanded set (unit features).
+5. Query expansion: ``V_qe[i]`` = mean of ``V`` over i's k2 nearest (a sparse product).
+6. ``d(i, j) = 1 - m / (2 - m)`` with ``m = sum_k min(V_qe[i,k], V_qe[j,k])``; only
+   pairs sharing a column have m > 0, every other pair is at distance 1 (not stored).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+from reid_core.runtime.knn import search_base
+
+_DOT_CHUNK = 1 << 16  # image pairs whose features are gathered at once (64k x d floats)
+_PAIR_BUDGET = 1 << 22  # (i, j, min) triplets generated per block of rows in step 6
+_BLOCK_CELLS = 1 << 23  # rows x N float64 accumulator per block (64 MB)
+
+
+def unit_rows(features: np.ndarray) -> np.ndarray:
+    """Features as C-contiguous float32 rows of unit length (the distance assumes them)."""
+    x = np.ascontiguousarray(features, dtype=np.float32)
+    if x.ndim != 2 or len(x) < 2:
+        raise ValueError(f"features must be 2-D with at least 2 rows, got shape {x.shape}")
+    if not np.isfinite(x).all():
+        raise ValueError("features hold NaN or inf")
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return x / np.maximum(norms, 1e-12)
+
+
+def initial_rank(x: np.ndarray, k1: int, backend: str = "auto") -> np.ndarray:
+    """(N, k1) nearest images of each image, itself first (as cluster-contrast's faiss search)."""
+    _, rank = search_base(x, x, k1, backend=backend)
+    return rank
+
+
+def forward_matrix(rank: np.ndarray, k: int) -> sp.csr_matrix:
+    """0/1 matrix A with A[i, j] = 1 when j is among the first k entries of rank[i]."""
+    n, k = len(rank), min(k, rank.shape[1])
+    indptr = np.arange(0, n * k + 1, k)
+    a = sp.csr_matrix((np.ones(n * k, np.float32), rank[:, :k].ravel(), indptr), shape=(n, n))
+    a.sum_duplicates()
+    a.data[:] = 1.0
+    return a
+
+
+def reciprocal_matrix(rank: np.ndarray, k: int) -> sp.csr_matrix:
+    """0/1 matrix R with R[i, j] = 1 when j is in i's first k and i is in j's first k."""
+    a = forward_matrix(rank, k)
+    r = a.multiply(a.T).tocsr()
+    r.sort_indices()
+    return r
+
+
+def expanded_sets(rank: np.ndarray, k1: int) -> sp.csr_matrix:
+    """0/1 matrix of each image's expanded k-reciprocal set E(i) (step 3)."""
+    full = reciprocal_matrix(rank, k1)
+    half = reciprocal_matrix(rank, int(np.around(k1 / 2)) + 1)
+    half_size = np.diff(half.indptr).astype(np.float64)
+    overlap = (full @ half.T).multiply(full).tocoo()  # |R(i) & R_half(c)| for c in R(i)
+    keep = overlap.data > 2.0 / 3.0 * half_size[overlap.col]
+    kept = sp.csr_matrix((np.ones(int(keep.sum()), np.float32), (overlap.row[keep], overlap.col[keep])),
+                         shape=full.shape)
+    expanded = (full + kept @ half).tocsr()
+    expanded.data[:] = 1.0
+    expanded.sort_indices()
+    return expanded
+
+
+def _row_ids(m: sp.csr_matrix) -> np.ndarray:
+    return np.repeat(np.arange(m.shape[0]), np.diff(m.indptr))
+
+
+def pair_dots(x: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """x[rows[t]] . x[cols[t]] for every pair t, gathered in chunks (float32)."""
+    import torch
+
+    xt = torch.from_numpy(x)
+    out = np.empty(len(rows), np.float32)
+    for s in range(0, len(rows), _DOT_CHUNK):
+        r = torch.from_numpy(rows[s:s + _DOT_CHUNK])
+        c = torch.from_numpy(cols[s:s + _DOT_CHUNK])
+        out[s:s + _DOT_CHUNK] = (xt[r] * xt[c]).sum(dim=1).numpy()
+    return out
+
+
+def softmax_weights(x: np.ndarray, sets: sp.csr_matrix) -> sp.csr_matrix:
+    """V: row i is softmax(-(2 - 2 x_i.x_j)) over j in E(i), zero elsewhere (step 4)."""
+    if np.any(np.diff(sets.indptr) == 0):
+        raise ValueError("an image has an empty k-reciprocal set (its own k-NN list lacks it)")
+    rows = _row_ids(sets)
+    logits = -(2.0 - 2.0 * pair_dots(x, rows, sets.indices))
+    starts = sets.indptr[:-1]
+    shifted = np.exp(logits - np.maximum.reduceat(logits, starts)[rows])
+    weights = (shifted / np.add.reduceat(shifted, starts)[rows]).astype(np.float32)
+    return sp.csr_matrix((weights, sets.indices.copy(), sets.indptr.copy()), shape=sets.shape)
+
+
+def query_expansion(v: sp.csr_matrix, rank: np.ndarray, k2: int) -> sp.csr_matrix:
+    """V_qe[i] = mean of V's rows over i's first k2 entries of rank (step 5)."""
+    n, k2 = v.shape[0], min(k2, rank.shape[1])
+    if k2 == 1:
+        return v
+    q = sp.csr_matrix((np.ones(n * k2, np.float32), rank[:, :k2].ravel(), np.arange(0, n * k2 + 1, k2)),
+                      shape=(n, n))
+    v_qe = (q @ v).tocsr()
+    v_qe.data /= np.float32(k2)
+    v_qe.sort_indices()
+    return v_qe
+
+
+def _row_blocks(v: sp.csr_matrix, col_count: np.ndarray) -> list[tuple[int, int]]:
+    """Row ranges whose step-6 triplets stay near _PAIR_BUDGET and accumulator near _BLOCK_CELLS."""
+    n = v.shape[0]
+    per_entry = col_count[v.indices]
+    per_row = np.add.reduceat(per_entry, v.indptr[:-1]) if len(per_entry) else np.zeros(n, np.int64)
+    max_rows = max(1, _BLOCK_CELLS // n)
+    blocks, start, load = [], 0, 0
+    for i, cost in enumerate(per_row.tolist()):
+        if i > start and (load + cost > _PAIR_BUDGET or i - start >= max_rows):
+            blocks.append((start, i))
+            start, load = i, 0
+        load += cost
+    blocks.append((start, n))
+    return blocks
+
+
+def jaccard_from_weights(v_qe: sp.csr_matrix, max_distance: float = 1.0) -> sp.csr_matrix:
+    """Step 6: the Jaccard distance of every pair sharing a column (sorted CSR, float32).
+
+    Pairs with no shared column are at distance 1 and not stored; with
+    ``max_distance`` < 1 stored pairs above it are dropped too (DBSCAN needs only those
+    within eps). Distances below 0 (rounding) are set to 0, as the reference does.
+    """
+    n = v_qe.shape[0]
+    by_col = v_qe.T.tocsr()  # row k: the images with weight in column k
+    col_count = np.diff(by_col.indptr)
+    rows_out, cols_out, vals_out = [], [], []
+    for a, b in _row_blocks(v_qe, col_count):
+        lo, hi = v_qe.indptr[a], v_qe.indptr[b]
+        ks, vi = v_qe.indices[lo:hi], v_qe.data[lo:hi]
+        local = np.repeat(np.arange(b - a), np.diff(v_qe.indptr[a:b + 1]))
+        counts = col_count[ks]
+        total = int(counts.sum())
+        ends = np.cumsum(counts)
+        at = np.repeat(by_col.indptr[ks] - (ends - counts), counts) + np.arange(total)  # ragged aranges
+        mins = np.minimum(np.repeat(vi, counts), by_col.data[at])
+        keys = np.repeat(local, counts) * n + by_col.indices[at]
+        shared = np.bincount(keys, weights=mins, minlength=(b - a) * n)
+        hit = np.flatnonzero(shared > 0)
+        m = shared[hit]
+        dist = np.maximum(1.0 - m / (2.0 - m), 0.0).astype(np.float32)
+        keep = dist <= max_distance if max_distance < 1.0 else slice(None)
+        rows_out.append(hit[keep] // n + a)
+        cols_out.append(hit[keep] % n)
+        vals_out.append(dist[keep])
+    rows, cols, vals = (np.concatenate(p) for p in (rows_out, cols_out, vals_out))
+    indptr = np.concatenate(([0], np.cumsum(np.bincount(rows, minlength=n))))
+    return sp.csr_matrix((vals, cols.astype(np.int32), indptr), shape=(n, n))
+
+
+def sparse_jaccard_distance(features: np.ndarray, k1: int = 30, k2: int = 6, max_distance: float = 1.0,
+                            backend: str = "auto") -> sp.csr_matrix:
+    """The k-reciprocal Jaccard distance of `features` (N, d) as a sparse CSR matrix.
+
+    Missing entries are at distance 1. ``k1`` is cut to N and ``k2`` to ``k1`` on
+    small edges. Features are L2-normalised first.
+    """
+    if k1 < 1 or k2 < 1:
+        raise ValueError(f"k1 and k2 must be >= 1, got k1={k1}, k2={k2}")
+    x = unit_rows(features)
+    k1 = min(k1, len(x))
+    rank = initial_rank(x, k1, backend)
+    v = softmax_weights(x, expanded_sets(rank, k1))
+    return jaccard_from_weights(query_expansion(v, rank, min(k2, k1)), max_distance)

@@ -1,0 +1,122 @@
+"""Local epochs of cluster-contrast: cluster, rebuild the memory, one epoch of ClusterNCE; PE may stop.
+
+The clustering itself is a callback from the learner (features of the current model ->
+labels + the features to build centroids from), so this loop knows nothing of images
+on disk beyond their paths and camera ids.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from reid_core.config.schema import CCConfig, EarlyStopConfig, ImageConfig
+from reid_core.data.images import UnlabeledImageDataset, collate_skip_none
+from reid_core.learners.cc.clustering import Clustering
+from reid_core.learners.cc.memory import ClusterMemory
+from reid_core.learners.cc.sampler import batches_per_epoch, pk_batches
+from reid_core.learners.cc.transforms import cc_train_transform
+from reid_core.models import ReIDNet
+from reid_core.personalization.personalized_epoch import EarlyStopper
+from reid_core.runtime.knn import faiss_worker_init
+
+log = logging.getLogger(__name__)
+
+# model -> (clustering, features to build the centroids from, the features clustered)
+Relabel = Callable[[ReIDNet], tuple[Clustering, np.ndarray, np.ndarray]]
+
+
+@dataclass
+class CCTrainResult:
+    """What one round's local epochs did; `clustering`/`memory` are the last epoch's."""
+
+    epochs: int
+    loss: float
+    precision: float
+    stopped_early: bool
+    images_seen: int
+    cluster_seconds: float
+    clustering: Clustering | None
+    memory: np.ndarray | None
+    cluster_features: np.ndarray | None
+
+
+def _seed(seed: int) -> tuple[torch.Generator, np.random.Generator]:
+    torch.manual_seed(seed)
+    gen = torch.Generator()
+    gen.manual_seed(seed)
+    return gen, np.random.default_rng(seed)
+
+
+def train_cc_epochs(model: ReIDNet, paths: Sequence[str], camids: np.ndarray, relabel: Relabel, *,
+                    max_epochs: int, cc: CCConfig, image_cfg: ImageConfig, stop_cfg: EarlyStopConfig,
+                    device: torch.device, seed: int, desc: str = "cc") -> CCTrainResult:
+    """Up to `max_epochs` epochs; clustering before each (`cc.cluster_every=epoch`) or the first only."""
+    if len(paths) != len(camids):
+        raise ValueError(f"{len(paths)} images but {len(camids)} camera ids")
+    gen, rng = _seed(seed)
+    dataset = UnlabeledImageDataset(paths, [0] * len(paths), cc_train_transform(
+        image_cfg.height, image_cfg.width, cc.erasing, image_cfg.photometric))
+    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad],
+                                 lr=cc.lr, weight_decay=cc.weight_decay)
+    stopper = EarlyStopper(stop_cfg, max_epochs)
+    dropout = model.dropout.p
+    model.dropout.p = cc.dropout
+    p = max(1, image_cfg.batch_size // cc.instances)
+    clustering = memory = feats = None
+    seen, last_loss, last_prec, cluster_s = 0, float("nan"), 0.0, 0.0
+    for epoch in range(max_epochs):
+        if epoch == 0 or cc.cluster_every == "epoch":
+            t0 = time.perf_counter()
+            clustering, centroid_feats, feats = relabel(model)
+            memory = None
+            if clustering.num_clusters > 0:
+                memory = ClusterMemory.from_features(centroid_feats, clustering.labels, cc.temperature,
+                                                     cc.momentum).to(device)
+            cluster_s += time.perf_counter() - t0
+            labels_t = torch.as_tensor(clustering.labels)
+        tot_loss, tot_n, tot_correct = 0.0, 0, 0
+        if memory is not None:
+            kept = int((clustering.labels >= 0).sum())
+            batches = pk_batches(clustering.labels, camids, p, cc.instances,
+                                 batches_per_epoch(kept, p * cc.instances, cc.iters), rng)
+            loader = DataLoader(dataset, batch_sampler=[b.tolist() for b in batches],
+                                num_workers=image_cfg.num_workers, worker_init_fn=faiss_worker_init,
+                                collate_fn=collate_skip_none, generator=gen)
+            model.train()
+            for batch in loader:
+                if batch is None:
+                    continue
+                images, _, index = batch
+                images, targets = images.to(device), labels_t[index].to(device)
+                embedding, _pooled = model(images)
+                loss, logits = memory.loss(embedding, targets)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                memory.update(embedding.detach(), targets)
+                correct, size = memory.precision(logits.detach(), targets)
+                stopper.update_batch(correct, size, float(loss.item()))
+                tot_loss += float(loss.item()) * size
+                tot_n += size
+                tot_correct += correct
+        else:
+            log.warning("%s epoch %d: every image is an outlier; nothing to train on", desc, epoch + 1)
+        seen += tot_n
+        if tot_n:
+            last_loss, last_prec = tot_loss / tot_n, tot_correct / tot_n
+        log.info("%s epoch %d: %d clusters, %d outliers, loss %.3f, precision %.3f", desc, epoch + 1,
+                 clustering.num_clusters, clustering.outliers, last_loss, last_prec)
+        if stopper.end_epoch():
+            break
+    model.dropout.p = dropout
+    return CCTrainResult(epochs=stopper.epochs_run, loss=last_loss, precision=last_prec,
+                         stopped_early=stopper.stopped_early, images_seen=seen, cluster_seconds=cluster_s,
+                         clustering=clustering, memory=memory.to_numpy() if memory is not None else None,
+                         cluster_features=feats)
