@@ -35,6 +35,8 @@ def cmd_simulate(args: Sequence[str]) -> int:
     from fedureid.launcher import submit, superlink, write_run_config
     # Absolute paths: Flower's processes do not run in this working directory.
     rest = [*rest, f"run_dir={settings.run_dir}", f"data.root={settings.data_root}"]
+    if not any(o.split("=", 1)[0].lstrip("+~") == "train.progress" for o in rest):
+        rest.append("train.progress=false")  # edges share the terminal: the server prints a line per client
     if settings.model.weights not in (None, "torchvision"):
         rest.append(f"model.weights={settings.model.weights}")
     if settings.synth_preset:
