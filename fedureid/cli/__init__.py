@@ -54,7 +54,8 @@ COMMANDS = (
             "fedureid standalone data=../shared/data/viper experiment=real_cpu rounds=4",
             _lazy("fedureid.cli.run", "cmd_standalone")),
     Command("bench", "speed benchmarks, each printing ratios against a reference measured in the same run",
-            "clustering [--sizes N ...] [--dim D]    BUC merge vs one FAISS k-NN pass and the dense reference\n"
+            "clustering [--sizes N ...] [--dim D]    BUC merge and cc's Jaccard + DBSCAN vs one FAISS k-NN pass\n"
+            "                                        and the dense references (--learner buc|cc|all)\n"
             "evaluation [--num-query Q ...]          evaluate_rank vs a per-query loop\n"
             "round --run-dir DIR                     where a simulated round's time went\n"
             "(`fedureid bench KIND --help` lists each benchmark's options)",
@@ -63,7 +64,8 @@ COMMANDS = (
     Command("ablation", "standalone + the federated variants on the same clients, for one or more seeds: tables, curves",
             "experiment=NAME    default demo\n"
             "run_dir=DIR        default runs/ablation_<experiment>; reruns resume what is complete\n"
-            "variants=[...]     standalone, baseline, pc, pe, pc_pe, pu, fedureid (default all)\n"
+            "variants=[...]     standalone, baseline, pc, pe, pc_pe, pu, fedureid (default all);\n"
+            "                   cc_standalone, cc_baseline, cc_fedureid (learner=cc; `cc` names all three)\n"
             "seeds=[0,1,2]      one ablation per seed in run_dir/seed_S, then mean +- std tables\n"
             "examples=K         retrieval example images of the fedureid run (default 3; 0 = none)",
             "fedureid ablation experiment=real_cpu variants=[standalone,baseline,fedureid] seeds=[0,1,2]",

@@ -46,8 +46,9 @@ def cmd_ablation(args: Sequence[str]) -> int:
 
     own, shared = key_values(args, ("experiment", "run_dir", "variants", "examples", "seeds"), "ablation")
     experiment = own.get("experiment", "demo")
-    if any(o.split("=", 1)[0].lstrip("+~") == "algorithm" for o in shared):
-        raise SystemExit("error: ablation sets algorithm per variant; use variants=[...] instead")
+    if any(o.split("=", 1)[0].lstrip("+~") in ("algorithm", "learner") for o in shared):
+        raise SystemExit("error: ablation sets algorithm and learner per variant; use variants=[...] instead "
+                         "(the cc_* variants run learner=cc)")
     if "seeds" in own and any(o.split("=", 1)[0].lstrip("+~") == "seed" for o in shared):
         raise SystemExit("error: ablation: give either seed=S or seeds=[...], not both")
     run_dir = Path(own.get("run_dir", f"runs/ablation_{experiment}")).resolve()

@@ -1,4 +1,4 @@
-"""Ablation runner: standalone BUC and the six federated variants on the same clients.
+"""Ablation runner: standalone BUC and the six federated variants on the same clients (+ cc rows).
 
 Each federated variant is one `fedureid simulate algorithm=X run_dir=DIR/X` run; the
 standalone row is one `fedureid standalone` run per client (BUC alone, the baseline's
@@ -6,6 +6,11 @@ fixed merges and epochs). The runs themselves are started by a `Runner` the call
 supplies (the CLI runs them as subprocesses), so this module stays flwr-free and
 its bookkeeping can be tested with a fake runner. A variant whose metrics.json
 already holds every round is not run again.
+
+The cluster-contrast rows (``learner=cc``) sit in the same tables: ``cc_standalone``,
+``cc_baseline`` (FedAvg, fixed epochs) and ``cc_fedureid`` (Personalized Epoch +
+Personalized Update; cc has no merge schedule, so the algorithm's pc keys do not apply).
+``all`` stays the seven BUC rows; ``cc`` names the three cc rows.
 """
 
 from __future__ import annotations
@@ -25,7 +30,15 @@ log = logging.getLogger(__name__)
 
 VARIANTS = ("standalone", "baseline", "pc", "pe", "pc_pe", "pu", "fedureid")
 FEDERATED = VARIANTS[1:]
+CC_VARIANTS = ("cc_standalone", "cc_baseline", "cc_fedureid")
+ALL_VARIANTS = VARIANTS + CC_VARIANTS
+STANDALONE_VARIANTS = ("standalone", "cc_standalone")
+GROUPS = {"all": VARIANTS, "buc": VARIANTS, "cc": CC_VARIANTS}
 STANDALONE_ALGORITHM = "baseline"  # the paper's "BUC standalone": fixed merges, fixed epochs
+# variant -> (algorithm, extra overrides); BUC variants are their algorithm, as before
+VARIANT_RUNS = {**{v: (v, ()) for v in FEDERATED}, "standalone": (STANDALONE_ALGORITHM, ()),
+                "cc_standalone": (STANDALONE_ALGORITHM, ("learner=cc",)),
+                "cc_baseline": ("baseline", ("learner=cc",)), "cc_fedureid": ("fedureid", ("learner=cc",))}
 
 # (fedureid CLI arguments, log file) -> exit code
 Runner = Callable[[Sequence[str], Path], int]
@@ -44,9 +57,9 @@ class AblationPlan:
     variants: tuple[str, ...] = VARIANTS
 
     def __post_init__(self) -> None:
-        unknown = [v for v in self.variants if v not in VARIANTS]
+        unknown = [v for v in self.variants if v not in ALL_VARIANTS]
         if unknown:
-            raise ValueError(f"unknown variant(s) {unknown}; choose from {', '.join(VARIANTS)}")
+            raise ValueError(f"unknown variant(s) {unknown}; choose from {', '.join(ALL_VARIANTS)}")
         if not self.variants:
             raise ValueError("variants: choose at least one")
         if self.rounds < 1:
@@ -58,15 +71,16 @@ class AblationPlan:
 
 
 def parse_variants(text: str) -> tuple[str, ...]:
-    """`[baseline,pe]`, `baseline,pe` or `all` -> a tuple of variant names in table order."""
+    """`[baseline,pe]`, `baseline,pe`, `all` (the BUC rows), `cc` or `[all,cc]` -> variant names in table order."""
     text = text.strip()
     if text in ("", "all"):
         return VARIANTS
     names = [n.strip().strip("'\"") for n in text.strip("[]").split(",") if n.strip()]
-    unknown = [n for n in names if n not in VARIANTS]
+    names = [v for n in names for v in GROUPS.get(n, (n,))]
+    unknown = [n for n in names if n not in ALL_VARIANTS]
     if unknown:
-        raise ValueError(f"variants: unknown {unknown}; choose from {', '.join(VARIANTS)}")
-    return tuple(v for v in VARIANTS if v in names)
+        raise ValueError(f"variants: unknown {unknown}; choose from {', '.join(ALL_VARIANTS)}, or all | cc")
+    return tuple(v for v in ALL_VARIANTS if v in names)
 
 
 def read_metrics(path: Path) -> dict[str, Any] | None:
@@ -90,23 +104,25 @@ def is_complete(metrics: Mapping[str, Any] | None, rounds: int, clients: Sequenc
 
 def federated_args(plan: AblationPlan, variant: str) -> list[str]:
     """`fedureid simulate` arguments of one federated variant."""
-    return ["simulate", f"experiment={plan.experiment}", *plan.overrides,
-            f"algorithm={variant}", f"run_dir={plan.variant_dir(variant)}"]
+    algorithm, extra = VARIANT_RUNS[variant]
+    return ["simulate", f"experiment={plan.experiment}", *plan.overrides, *extra,
+            f"algorithm={algorithm}", f"run_dir={plan.variant_dir(variant)}"]
 
 
-def standalone_args(plan: AblationPlan, client: str) -> list[str]:
-    """`fedureid standalone` arguments of one client's BUC-alone run."""
+def standalone_args(plan: AblationPlan, client: str, variant: str = "standalone") -> list[str]:
+    """`fedureid standalone` arguments of one client's learner-alone run."""
+    algorithm, extra = VARIANT_RUNS[variant]
     return ["standalone", f"data={Path(plan.data_root) / client}", f"experiment={plan.experiment}",
-            *plan.overrides, f"algorithm={STANDALONE_ALGORITHM}",
-            f"run_dir={plan.variant_dir('standalone') / client}"]
+            *plan.overrides, *extra, f"algorithm={algorithm}",
+            f"run_dir={plan.variant_dir(variant) / client}"]
 
 
-def combine_standalone(plan: AblationPlan) -> dict[str, Any] | None:
+def combine_standalone(plan: AblationPlan, variant: str = "standalone") -> dict[str, Any] | None:
     """Merge the per-client standalone runs into one metrics dict (None if any is missing)."""
     rounds: dict[int, dict[str, Any]] = {}
     wall = 0.0
     for client in plan.clients:
-        m = read_metrics(plan.variant_dir("standalone") / client / "metrics.json")
+        m = read_metrics(plan.variant_dir(variant) / client / "metrics.json")
         if m is None:
             return None
         wall += float(m.get("wall_s", 0.0))
@@ -120,26 +136,26 @@ def combine_standalone(plan: AblationPlan) -> dict[str, Any] | None:
             final[client] = {k: round(float(last["clients"][client][k]), 2)
                              for k in ("rank1", "rank5", "rank10", "mAP")}
     return {"rounds": [rounds[r] for r in sorted(rounds)], "final": final, "experiment": plan.experiment,
-            "algorithm": "standalone", "clients": list(plan.clients), "wall_s": round(wall, 2),
+            "algorithm": variant, "clients": list(plan.clients), "wall_s": round(wall, 2),
             "mu": 0.0, "pu_where": "none"}
 
 
-def _run_standalone(plan: AblationPlan, runner: Runner) -> dict[str, Any] | None:
-    base = plan.variant_dir("standalone")
+def _run_standalone(plan: AblationPlan, runner: Runner, variant: str = "standalone") -> dict[str, Any] | None:
+    base = plan.variant_dir(variant)
     for client in plan.clients:
         client_dir = base / client
         if is_complete(read_metrics(client_dir / "metrics.json"), plan.rounds, [client]):
-            log.info("standalone/%s: complete, not rerun", client)
+            log.info("%s/%s: complete, not rerun", variant, client)
             continue
         # A resumed standalone run loses its earlier history: start the client over.
         shutil.rmtree(client_dir, ignore_errors=True)
         client_dir.mkdir(parents=True)
-        log.info("standalone/%s: running", client)
-        rc = runner(standalone_args(plan, client), client_dir / "run.log")
+        log.info("%s/%s: running", variant, client)
+        rc = runner(standalone_args(plan, client, variant), client_dir / "run.log")
         if rc != 0:
-            log.error("standalone/%s failed (exit %d); see %s", client, rc, client_dir / "run.log")
+            log.error("%s/%s failed (exit %d); see %s", variant, client, rc, client_dir / "run.log")
             return None
-    combined = combine_standalone(plan)
+    combined = combine_standalone(plan, variant)
     if combined is not None:
         (base / "metrics.json").write_text(json.dumps(combined, indent=1))
     return combined
@@ -184,8 +200,8 @@ def run_ablation(plan: AblationPlan, runner: Runner, model_bytes: int | None = N
     timings: dict[str, float] = {}
     for variant in plan.variants:
         t0 = time.time()
-        if variant == "standalone":
-            metrics = _run_standalone(plan, runner)
+        if variant in STANDALONE_VARIANTS:
+            metrics = _run_standalone(plan, runner, variant)
         else:
             metrics = _run_federated(plan, variant, runner)
         timings[variant] = round(time.time() - t0, 1)
@@ -206,7 +222,11 @@ def run_ablation(plan: AblationPlan, runner: Runner, model_bytes: int | None = N
 def settings_lines(plan: AblationPlan) -> list[str]:
     """Markdown bullet lines describing the shared setup."""
     shared = " ".join(plan.overrides) or "(none)"
-    return [f"- experiment: `{plan.experiment}`, rounds: {plan.rounds}, clients: {', '.join(plan.clients)}",
-            f"- data: `{plan.data_root}`",
-            f"- shared overrides: `{shared}`",
-            f"- standalone = `fedureid standalone algorithm={STANDALONE_ALGORITHM}` per client (no federation)"]
+    lines = [f"- experiment: `{plan.experiment}`, rounds: {plan.rounds}, clients: {', '.join(plan.clients)}",
+             f"- data: `{plan.data_root}`",
+             f"- shared overrides: `{shared}`",
+             f"- standalone = `fedureid standalone algorithm={STANDALONE_ALGORITHM}` per client (no federation)"]
+    if any(v in CC_VARIANTS for v in plan.variants):
+        lines.append("- cc_* = the same with `learner=cc` (cluster-contrast); cc_baseline = algorithm=baseline "
+                     "(FedAvg, fixed epochs), cc_fedureid = algorithm=fedureid (PE + PU; pc keys do not apply to cc)")
+    return lines

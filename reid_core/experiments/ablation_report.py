@@ -15,7 +15,7 @@ from reid_core.experiments.diagnostics_report import diagnostics_markdown
 
 METRIC_LABELS = {"rank1": "rank-1", "mAP": "mAP"}
 # Pairs that differ only in Personalized Epoch: (without PE, with PE).
-PE_PAIRS = (("baseline", "pe"), ("pc", "pc_pe"), ("baseline", "fedureid"))
+PE_PAIRS = (("baseline", "pe"), ("pc", "pc_pe"), ("baseline", "fedureid"), ("cc_baseline", "cc_fedureid"))
 MB = 1024 * 1024
 
 
@@ -136,7 +136,7 @@ def communication_markdown(results: Mapping[str, Mapping[str, Any]], model_bytes
     notes = ["", "Each edge uploads and downloads one model per round; Flower's evaluate step sends the "
              "(personalised) model down once more (another K x model down), metrics up are a few bytes."]
     for v, m in results.items():
-        if v == "standalone":
+        if v in ("standalone", "cc_standalone"):
             continue
         mu, where = float(m.get("mu", 0.0)), str(m.get("pu_where", "cloud"))
         measured = measured_traffic(m)
@@ -180,7 +180,7 @@ def plot_ablation_curves(results: Mapping[str, Mapping[str, Any]], clients: Sequ
                     pts.append((rec["round"], float(np.mean(vals))))
             if pts:
                 ax.plot(*zip(*pts), marker="o", markersize=3, label=variant,
-                        linestyle="--" if variant == "standalone" else "-")
+                        linestyle="--" if variant.endswith("standalone") else "-")
         ax.set_title(f"{panel}: {METRIC_LABELS.get(metric, metric)}")
         ax.set_xlabel("round")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))

@@ -1,6 +1,9 @@
 """Time the BUC merge step against one FAISS k-NN pass and the original dense code.
 
-Run: ``fedureid bench clustering [--sizes 2000 12936] [--large] [--skip-original]``
+With ``--learner cc`` (or ``all``, the default) also learner=cc's Jaccard + DBSCAN step
+(:mod:`reid_core.experiments.bench.cc_clustering`).
+
+Run: ``fedureid bench clustering [--sizes 2000 12936] [--large] [--skip-original] [--learner buc|cc|all]``
 (or ``python -m reid_core.experiments.bench.clustering``). Every number in a row comes from
 the same run on the same features: one exact FAISS k-NN pass (k=20), our merge at
 the first round (singletons) and at a later round (clusters of 2-10 images), the
@@ -234,6 +237,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="largest N run in the original style")
     parser.add_argument("--skip-original", action="store_true")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--learner", choices=("buc", "cc", "all"), default="all",
+                        help="which learner's clustering step to time")
+    parser.add_argument("--k1", type=int, default=30, help="cc: k-reciprocal neighbours (and k of its yardstick pass)")
+    parser.add_argument("--k2", type=int, default=6, help="cc: query expansion")
+    parser.add_argument("--eps", type=float, default=0.6, help="cc: DBSCAN eps")
+    parser.add_argument("--min-samples", type=int, default=4, help="cc: DBSCAN min_samples")
     args = parser.parse_args(argv)
     sizes = list(args.sizes) + ([50000] if args.large else [])
     import torch  # imported before timing so the original style's first run is fair
@@ -242,9 +251,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     info = faiss_info()
     print(f"faiss {info['version']} ({', '.join(info['distributions']) or 'not installed'}), "
           f"backend {info['backend']}, d={args.dim}, lam={args.lam}, merge={args.merge_percent:.0%} of N")
-    print(HEADER, flush=True)
-    for num_images in sizes:
-        bench_size(num_images, args.dim, args)
+    if args.learner in ("buc", "all"):
+        print(HEADER, flush=True)
+        for num_images in sizes:
+            bench_size(num_images, args.dim, args)
+    if args.learner in ("cc", "all"):
+        from reid_core.experiments.bench.cc_clustering import run_cc
+
+        run_cc(sizes, args)
     return 0
 
 
