@@ -50,6 +50,7 @@ class TrainConfig:
     cross_camera_weight: float = 0.0  # weight of each image's nearest other-camera image as a second target (0 = paper)
     cross_camera_mutual: bool = False  # keep only mutual cross-camera nearest neighbours
     progress: bool = True
+    amp: str = "off"  # off | bf16 | fp16: autocast on CUDA edges only (CPU runs fp32 whatever this says)
     seed: int = 0
 
 

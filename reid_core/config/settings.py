@@ -218,6 +218,7 @@ def validate(s: Settings, check_data: bool = True) -> None:
     _require(t.lr > 0 and t.first_round_lr > 0, "train.lr", "learning rates must be > 0")
     _require(t.temperature > 0, "train.temperature", "must be > 0")
     _require(t.memory_init in ("mean", "zeros"), "train.memory_init", "must be 'mean' or 'zeros'")
+    _require(t.amp in ("off", "bf16", "fp16"), "train.amp", f"must be off, bf16 or fp16, got {t.amp!r}")
     _require(0.0 <= t.cross_camera_weight < 1.0, "train.cross_camera_weight", f"must be in [0, 1), got {t.cross_camera_weight!r}")
     e = s.early_stop
     _require(e.rule in ("none", "precision", "plateau"), "pe.rule", f"unknown '{e.rule}', choose none|precision|plateau")

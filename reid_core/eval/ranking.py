@@ -165,7 +165,7 @@ def pairwise_sqdist(qf: np.ndarray, gf: np.ndarray,
 def extract_features(model: nn.Module, paths: Sequence[str], height: int, width: int,
                      batch_size: int, device: torch.device, which: str = "pool",
                      num_workers: int = 0, progress: bool = False,
-                     allow_missing: bool = False) -> np.ndarray:
+                     allow_missing: bool = False, amp: str = "off") -> np.ndarray:
     """Run the model in eval mode over images and return L2-normalised features.
 
     Parameters
@@ -180,6 +180,9 @@ def extract_features(model: nn.Module, paths: Sequence[str], height: int, width:
     allow_missing : bool
         An image that fails to decode raises ValueError, or, if True, leaves its
         row NaN (a warning is logged).
+    amp : {"off", "bf16", "fp16"}
+        Autocast on CUDA (``train.amp``); features are returned as float32.
+        Ignored on a CPU device (fp32, unchanged).
 
     Returns
     -------
@@ -187,6 +190,8 @@ def extract_features(model: nn.Module, paths: Sequence[str], height: int, width:
     """
     from reid_core.data.images import EvalImageDataset, collate_skip_none
     from reid_core.data.transforms import eval_transform
+    from reid_core.runtime.knn import faiss_worker_init
+    from reid_core.runtime.precision import amp_context, to_device_images
 
     if which not in ("pool", "embed"):
         raise ValueError(f"which must be 'pool' or 'embed', got {which!r}")
@@ -194,7 +199,9 @@ def extract_features(model: nn.Module, paths: Sequence[str], height: int, width:
         raise ValueError("extract_features: no image paths given")
     loader = DataLoader(EvalImageDataset(paths, eval_transform(height, width)),
                         batch_size=batch_size, shuffle=False, num_workers=num_workers,
-                        collate_fn=collate_skip_none, pin_memory=device.type == "cuda")
+                        collate_fn=collate_skip_none, pin_memory=device.type == "cuda",
+                        worker_init_fn=faiss_worker_init)  # forked workers hang in faiss otherwise
+    autocast = amp_context(amp, device)
     batches = loader
     if progress:
         from tqdm import tqdm
@@ -208,7 +215,9 @@ def extract_features(model: nn.Module, paths: Sequence[str], height: int, width:
             if batch is None:
                 continue
             images, index = batch
-            embedding, pooled = model(images.to(device, non_blocking=True))
+            with autocast():
+                embedding, pooled = model(to_device_images(images, device))
+            embedding, pooled = embedding.float(), pooled.float()
             chosen = torch.nn.functional.normalize(pooled if which == "pool" else embedding, dim=1)
             if features is None:
                 features = np.full((len(paths), chosen.shape[1]), np.nan, dtype=np.float32)
@@ -245,7 +254,7 @@ def evaluate_features(qf: np.ndarray, gf: np.ndarray, q_pids: np.ndarray, g_pids
 def evaluate_model(model: nn.Module, query_samples: Sequence[Sample],
                    gallery_samples: Sequence[Sample], image_cfg: ImageConfig,
                    device: torch.device, which: str = "pool",
-                   progress: bool = False) -> dict[str, float]:
+                   progress: bool = False, amp: str = "off") -> dict[str, float]:
     """Extract features of query and gallery samples and score them (percent).
 
     Images that fail to decode are dropped from the evaluation with a warning.
@@ -255,7 +264,7 @@ def evaluate_model(model: nn.Module, query_samples: Sequence[Sample],
         f = extract_features(model, [s.path for s in samples], image_cfg.height, image_cfg.width,
                              image_cfg.eval_batch_size, device, which=which,
                              num_workers=image_cfg.num_workers, progress=progress,
-                             allow_missing=True)
+                             allow_missing=True, amp=amp)
         keep = ~np.isnan(f).any(1)
         ids = np.array([[s.pid, s.camid] for s in samples], dtype=np.int64)[keep]
         feats.append((f[keep], ids[:, 0], ids[:, 1]))

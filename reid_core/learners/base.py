@@ -183,7 +183,8 @@ class EdgeLearner(ABC):
 
     def _features(self, model: ReIDNet, which: str) -> np.ndarray:
         return extract_features(model, self.paths, self.cfg.image.height, self.cfg.image.width,
-                                self.cfg.image.eval_batch_size, self.device, which=which)
+                                self.cfg.image.eval_batch_size, self.device, which=which,
+                                num_workers=self.cfg.image.num_workers, amp=self.cfg.train.amp)
 
     def _camids(self) -> np.ndarray:
         """Camera of each training image: an edge knows which camera took it (no identities)."""
@@ -204,7 +205,8 @@ class EdgeLearner(ABC):
         """rank-1/5/10 and mAP (percent) of `arrays` on this edge's query/gallery."""
         t0 = time.time()
         model = self.build(arrays)
-        res = evaluate_model(model, self.dataset.query, self.dataset.gallery, self.cfg.image, self.device)
+        res = evaluate_model(model, self.dataset.query, self.dataset.gallery, self.cfg.image, self.device,
+                             amp=self.cfg.train.amp)
         return {**{k: float(res[k]) for k in ("rank1", "rank5", "rank10", "mAP")},
                 "num-examples": len(self.dataset.query), "time-eval": round(time.time() - t0, 3)}
 

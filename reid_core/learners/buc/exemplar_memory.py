@@ -88,14 +88,17 @@ class ExemplarMemory(nn.Module):
         return emb @ self.V.t() / self.temperature
 
     def loss(self, emb: torch.Tensor, labels: torch.Tensor, partner_labels: torch.Tensor | None = None,
-             partner_weight: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
+             partner_weight: float = 0.0, check: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
         """Cross-entropy over clusters; returns ``(loss, logits)``. No gradient reaches V.
 
         With ``partner_labels`` (a second cluster per sample, -1 for none) and
         ``partner_weight`` w, a sample with a partner has the soft target
         (1 - w) on its own cluster and w on its partner's: a weak positive.
+        ``check=False`` skips the label-range check (a device sync per call), for a
+        caller that validated the labels once (the trainer).
         """
-        self._check(emb, labels)
+        if check:
+            self._check(emb, labels)
         logits = self.logits(emb)
         own = F.cross_entropy(logits, labels, reduction="none")
         if partner_labels is None or partner_weight <= 0.0:
@@ -108,15 +111,16 @@ class ExemplarMemory(nn.Module):
         return mixed.mean(), logits
 
     @torch.no_grad()
-    def update(self, emb: torch.Tensor, labels: torch.Tensor) -> None:
+    def update(self, emb: torch.Tensor, labels: torch.Tensor, check: bool = True) -> None:
         """Move each labelled slot halfway to its sample: ``V[y] <- normalize((V[y] + v) / 2)``.
 
         Same result as BUC's per-sample loop in batch order. Vectorised in rounds:
         round k applies the k-th occurrence of every label in the batch at once, so
         a label seen twice is updated twice, in order (the number of rounds is the
-        largest multiplicity in the batch, usually 1-2).
+        largest multiplicity in the batch, usually 1-2). ``check`` as in ``loss``.
         """
-        self._check(emb, labels)
+        if check:
+            self._check(emb, labels)
         emb = emb.detach().to(self.V.dtype)
         labels = labels.to(self.V.device)
         order = torch.sort(labels, stable=True).indices

@@ -18,6 +18,7 @@ from reid_core.personalization.personalized_epoch import EarlyStopper
 from reid_core.runtime.knn import faiss_worker_init
 from reid_core.learners.buc.exemplar_memory import ExemplarMemory
 from reid_core.models import ReIDNet, param_groups
+from reid_core.runtime.precision import amp_context, grad_scaler, loader_options, prepare_model, to_device_images
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +71,9 @@ def train_epochs(
         partner_labels = np.where(partners >= 0, labels[np.maximum(partners, 0)], -1)
         partner_labels[partner_labels == labels] = -1
         partner_labels = torch.as_tensor(partner_labels, dtype=torch.long)
+    if len(labels) and (int(labels.min()) < 0 or int(labels.max()) >= memory.num_clusters):
+        raise ValueError(f"pseudo-labels must lie in [0, {memory.num_clusters}), got "
+                         f"[{int(labels.min())}, {int(labels.max())}]")
     gen = seed_everything(seed)
     dataset = UnlabeledImageDataset(paths, labels.tolist(), train_transform(image_cfg.height, image_cfg.width, image_cfg.photometric))
     loader = DataLoader(
@@ -81,6 +85,7 @@ def train_epochs(
         worker_init_fn=faiss_worker_init,  # forked workers hang in faiss otherwise
         collate_fn=collate_skip_none,
         generator=gen,
+        **loader_options(device, image_cfg.num_workers),
     )
     optimizer = torch.optim.SGD(
         param_groups(model, lr, train_cfg.backbone_lr_mult),
@@ -89,31 +94,36 @@ def train_epochs(
         weight_decay=train_cfg.weight_decay,
         nesterov=train_cfg.nesterov,
     )
+    autocast = amp_context(train_cfg.amp, device)
+    scaler = grad_scaler(train_cfg.amp, device)
     stopper = EarlyStopper(stop_cfg, max_epochs)
-    model.to(device).train()
+    prepare_model(model, device).train()
     memory.to(device)
     start, seen, last_loss, last_prec, stopped = time.time(), 0, float("nan"), 0.0, False
     progress = _progress(max_epochs * len(loader), desc, train_cfg.progress)
     for _epoch in range(max_epochs):
-        tot_loss, tot_n, tot_correct = 0.0, 0, 0
+        # Per-batch loss and hits stay tensors until the epoch ends: no device sync per batch.
+        batch_loss, batch_correct, batch_size = [], [], []
         for batch in loader:
             if batch is None:  # every image of the batch failed to decode
                 continue
             images, targets, index = batch
-            images, targets = images.to(device), targets.to(device)
-            embedding, _pooled = model(images)
+            images, targets = to_device_images(images, device), targets.to(device, non_blocking=True)
+            with autocast():
+                embedding, _pooled = model(images)
+            embedding = embedding.float()  # the memory loss and update in fp32 (no-op without amp)
             extra = partner_labels[index].to(device) if partner_labels is not None else None
-            loss, logits = memory.loss(embedding, targets, extra, train_cfg.cross_camera_weight)
+            loss, logits = memory.loss(embedding, targets, extra, train_cfg.cross_camera_weight, check=False)
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            memory.update(embedding.detach(), targets)
-            correct, size = memory.precision(logits.detach(), targets)
-            stopper.update_batch(correct, size, float(loss.item()))
-            tot_loss += float(loss.item()) * size
-            tot_n += size
-            tot_correct += correct
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+            memory.update(embedding.detach(), targets, check=False)
+            batch_loss.append(loss.detach())
+            batch_correct.append((logits.detach().argmax(dim=1) == targets).sum())
+            batch_size.append(len(targets))
             progress.update(1)
+        tot_loss, tot_n, tot_correct = _close_epoch(stopper, batch_loss, batch_correct, batch_size)
         seen += tot_n
         last_loss = tot_loss / max(tot_n, 1)
         last_prec = tot_correct / max(tot_n, 1)
@@ -130,6 +140,20 @@ def train_epochs(
         images_seen=seen,
         seconds=time.time() - start,
     )
+
+
+def _close_epoch(stopper: EarlyStopper, losses: list[torch.Tensor], correct: list[torch.Tensor],
+                 sizes: list[int]) -> tuple[float, int, int]:
+    """Feed the epoch's batches to the stopper (one device sync); return loss sum, images, hits."""
+    if not sizes:
+        return 0.0, 0, 0
+    loss_values = torch.stack(losses).tolist()
+    correct_values = [int(c) for c in torch.stack(correct).tolist()]
+    tot_loss = 0.0
+    for loss, hits, size in zip(loss_values, correct_values, sizes):
+        stopper.update_batch(hits, size, loss)
+        tot_loss += loss * size  # same order and values as summing per batch
+    return tot_loss, sum(sizes), sum(correct_values)
 
 
 class _NoProgress:
