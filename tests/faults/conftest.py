@@ -34,7 +34,17 @@ def smoke_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def faulty_run(smoke_root: Path, tmp_path_factory: pytest.TempPathFactory) -> FederationRun:
     """2 rounds, 3 edges: edge_a has 3 damaged training images (one of each kind), 1 damaged
     query image and a stray text file; edge_b is clean; every training image of edge_c is damaged."""
-    base = tmp_path_factory.mktemp("faulty")
+    return _faulty_run(smoke_root, tmp_path_factory, "faulty")
+
+
+@pytest.fixture(scope="session")
+def faulty_run_cc(smoke_root: Path, tmp_path_factory: pytest.TempPathFactory) -> FederationRun:
+    """The same damaged federation with the cluster-contrast learner (small k1: smoke edges are tiny)."""
+    return _faulty_run(smoke_root, tmp_path_factory, "faulty_cc", "learner=cc", "cc.k1=8", "cc.k2=3")
+
+
+def _faulty_run(smoke_root: Path, tmp_path_factory: pytest.TempPathFactory, name: str, *extra: str) -> FederationRun:
+    base = tmp_path_factory.mktemp(name)
     data = base / "data"
     shutil.copytree(smoke_root, data)
     damaged = images(data / "edge_a" / "bounding_box_train")[5:8]
@@ -45,7 +55,7 @@ def faulty_run(smoke_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Fe
     for i, path in enumerate(images(data / "edge_c" / "bounding_box_train")):
         corrupt(path, DAMAGE[i % 3])
     run_dir, state = base / "run", base / "edge_state"
-    rc = run_config(run_dir, CLIENTS, data, rounds=2, min_clients=2)
+    rc = run_config(run_dir, CLIENTS, data, *extra, rounds=2, min_clients=2)
     run = run_federation(make_grid(data, state, rc), rc, run_dir, data, state)
     run.extra["damaged_train"] = {"edge_a": [p.name for p in damaged]}
     return run

@@ -38,8 +38,10 @@ def _relabel(edge, pid_of):
     edge.dataset.train = [dataclasses.replace(s, pid=pid_of(s.pid)) for s in edge.dataset.train]
 
 
-@pytest.mark.parametrize("options", [(), ("pc.camera_normalize=true", "train.local_bn=true")],
-                         ids=["paper", "camera-aware"])
+@pytest.mark.parametrize("options", [(), ("pc.camera_normalize=true", "train.local_bn=true"),
+                                     pytest.param(("learner=cc", "cc.k1=8", "cc.k2=3", "pc.feature=embed"),
+                                                  marks=pytest.mark.slow)],  # ~30-80 s on 2 busy cores
+                         ids=["paper", "camera-aware", "cc"])
 def test_shuffled_training_identities_give_identical_models_and_labels(smoke_root: Path, tmp_path: Path,
                                                                       monkeypatch: pytest.MonkeyPatch, options):
     from reid_core.data import market
@@ -69,6 +71,9 @@ def test_shuffled_training_identities_give_identical_models_and_labels(smoke_roo
         assert m_a["train-loss"] == m_b["train-loss"] == m_c["train-loss"]
         assert not any(k.startswith("diag-") for k in m_c)  # names without identities: none reported
     merged_a, merged_b = hist_a[0][1], hist_b[0][1]
-    assert merged_a["merged"] > 0 and "diag-merge-precision" in merged_a
+    if "learner=cc" in options:  # DBSCAN found clusters (not one blob, not all outliers)
+        assert 1 < merged_a["clusters"] < len(hist_a[0][0]) and "diag-purity" in merged_a
+    else:
+        assert merged_a["merged"] > 0 and "diag-merge-precision" in merged_a
     # the diagnostics did read the (shuffled) identities: only they differ
     assert merged_a["diag-identities"] != merged_b["diag-identities"]
