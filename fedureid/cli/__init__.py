@@ -58,6 +58,9 @@ COMMANDS = (
             "                                        and the dense references (--learner buc|cc|all)\n"
             "evaluation [--num-query Q ...]          evaluate_rank vs a per-query loop\n"
             "round --run-dir DIR                     where a simulated round's time went\n"
+            "trainer [--sizes 128x64 256x128]        train_epochs vs a bare forward+backward+step loop\n"
+            "edge [--sizes 2000 12936 50000]         one edge round's time by phase (scan ... evaluation)\n"
+            "gpu-check [--out FILE]                  the GPU check table (scripts/gpu_check.sh runs it)\n"
             "(`fedureid bench KIND --help` lists each benchmark's options)",
             "fedureid bench clustering --sizes 2000 12936",
             _lazy("fedureid.cli.run", "cmd_bench"), hydra=False),

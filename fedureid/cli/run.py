@@ -88,13 +88,20 @@ def cmd_standalone(args: Sequence[str]) -> int:
     return 0
 
 
+BENCHES = {
+    "clustering": "reid_core.experiments.bench.clustering",
+    "evaluation": "reid_core.experiments.bench.evaluation",
+    "round": "reid_core.experiments.bench.round",
+    "trainer": "reid_core.experiments.bench.trainer",
+    "edge": "reid_core.experiments.bench.edge",
+    "gpu-check": "reid_core.experiments.bench.gpu_check",
+}
+
+
 def cmd_bench(args: Sequence[str]) -> int:
-    if not args or args[0] not in ("clustering", "evaluation", "round"):
-        raise usage_error("bench", "choose clustering|evaluation|round")
-    if args[0] == "clustering":
-        from reid_core.experiments.bench.clustering import main as bench_main
-    elif args[0] == "round":
-        from reid_core.experiments.bench.round import main as bench_main
-    else:
-        from reid_core.experiments.bench.evaluation import main as bench_main
+    if not args or args[0] not in BENCHES:
+        raise usage_error("bench", f"choose {'|'.join(BENCHES)}")
+    import importlib
+
+    bench_main = importlib.import_module(BENCHES[args[0]]).main
     return int(bench_main(list(args[1:])) or 0)

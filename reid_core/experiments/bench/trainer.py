@@ -19,6 +19,7 @@ memory update, precision, loss bookkeeping and Personalized Epoch, label checks.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import tempfile
 import time
@@ -36,6 +37,8 @@ from reid_core.experiments.bench.synth_images import write_split
 from reid_core.learners.buc.exemplar_memory import ExemplarMemory
 from reid_core.learners.buc.trainer import seed_everything, train_epochs
 from reid_core.models import ReIDNet, build_model, param_groups
+from reid_core.runtime.knn import faiss_worker_init
+from reid_core.runtime.precision import amp_context, loader_options, prepare_model, to_device_images
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -58,16 +61,16 @@ def bare_loop(model: ReIDNet, paths: Sequence[str], labels: np.ndarray, memory: 
     loader = DataLoader(UnlabeledImageDataset(paths, labels.tolist(), transform),
                         batch_size=image_cfg.batch_size, shuffle=True, drop_last=True,
                         num_workers=image_cfg.num_workers, collate_fn=collate_skip_none, generator=gen,
-                        pin_memory=device.type == "cuda", persistent_workers=image_cfg.num_workers > 0)
+                        worker_init_fn=faiss_worker_init, **loader_options(device, image_cfg.num_workers))
     optimizer = torch.optim.SGD(param_groups(model, lr, train_cfg.backbone_lr_mult), lr=lr,
                                 momentum=train_cfg.momentum, weight_decay=train_cfg.weight_decay,
                                 nesterov=train_cfg.nesterov)
-    model.to(device).train()
+    prepare_model(model, device).train()
     memory = memory.to(device)
-    context = autocast or (lambda: torch.autocast(device.type, enabled=False))
+    context = autocast or contextlib.nullcontext
     seen = 0
     for images, targets, _index in loader:
-        images, targets = images.to(device, non_blocking=True), targets.to(device, non_blocking=True)
+        images, targets = to_device_images(images, device), targets.to(device, non_blocking=True)
         with context():
             embedding, _ = model(images)
             loss = F.cross_entropy(embedding.float() @ memory.t() / train_cfg.temperature, targets)
@@ -103,7 +106,8 @@ def time_pair(model_cfg: ModelConfig, paths: Sequence[str], image_cfg: ImageConf
                 if device.type == "cuda":
                     torch.cuda.synchronize(device)
             else:
-                seen = bare_loop(model, paths, labels, fixed_memory, image_cfg, train_cfg, 0.01, device, seed + rep)
+                seen = bare_loop(model, paths, labels, fixed_memory, image_cfg, train_cfg, 0.01, device, seed + rep,
+                                 autocast=amp_context(train_cfg.amp, device))
             best[side] = max(best[side], seen / (time.perf_counter() - start))
     best["ratio"] = best["trainer"] / best["bare"]
     return best
