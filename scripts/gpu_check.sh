@@ -32,11 +32,21 @@ has_cuda="$("$py" -c 'import torch; print(int(torch.cuda.is_available()))' 2>/de
 if [ "$has_cuda" = 1 ]; then
   faiss_gpus="$("$py" -c 'import faiss; print(faiss.get_num_gpus() if hasattr(faiss, "StandardGpuResources") else 0)' 2>/dev/null || echo 0)"
   if [ "$faiss_gpus" = 0 ]; then
-    echo "CUDA present but faiss sees no GPU: trying scripts/install_gpu_faiss.sh (2.5 min at most)"
-    if ! timeout 150 bash scripts/install_gpu_faiss.sh --python "$py"; then
-      echo "faiss-gpu install failed; putting faiss-cpu back (GPU merge rows will report the error)"
-      "$py" -m pip uninstall -y faiss-gpu-cu12 faiss-gpu >/dev/null 2>&1 || true
-      timeout 60 "$py" -m pip install faiss-cpu >/dev/null 2>&1 || echo "warning: faiss-cpu not reinstalled"
+    # Download first (no change yet): the swap only starts when both wheels are here, so a
+    # machine without the package index keeps its working faiss-cpu.
+    spec="$("$py" -c 'import tomllib; print(next(s for s in tomllib.load(open("pyproject.toml", "rb"))["project"]["optional-dependencies"]["gpu"] if s.startswith("faiss-gpu")))' 2>/dev/null || echo faiss-gpu-cu12)"
+    cpu_version="$("$py" -c 'import importlib.metadata as m; print(m.version("faiss-cpu"))' 2>/dev/null || echo "")"
+    wheels="$(mktemp -d)"
+    echo "CUDA present but faiss sees no GPU: fetching $spec (90 s at most)"
+    if timeout 90 "$py" -m pip download -q -d "$wheels" "$spec" \
+       && { [ -z "$cpu_version" ] || timeout 30 "$py" -m pip download -q --no-deps -d "$wheels" "faiss-cpu==$cpu_version"; }; then
+      if ! PIP_NO_INDEX=1 PIP_FIND_LINKS="$wheels" timeout 120 bash scripts/install_gpu_faiss.sh --python "$py"; then
+        echo "faiss-gpu install failed; putting faiss-cpu back (the GPU merge rows will report it)"
+        "$py" -m pip uninstall -y faiss-gpu-cu12 faiss-gpu faiss-gpu-cu11 >/dev/null 2>&1 || true
+        [ -n "$cpu_version" ] && PIP_NO_INDEX=1 PIP_FIND_LINKS="$wheels" "$py" -m pip install -q "faiss-cpu==$cpu_version"
+      fi
+    else
+      echo "could not download $spec; keeping faiss-cpu (the GPU merge rows will say faiss sees no GPU)"
     fi
   fi
 fi
