@@ -143,7 +143,7 @@ def test_outliers_become_singletons_for_the_diagnostics():
 
 def test_cc_config_and_bad_values_name_the_key():
     s = load_settings(["experiment=smoke", "learner=cc", "cc.eps=0.5", "cc.min_samples=3"])
-    assert s.learner == "cc" and s.cc.eps == 0.5 and s.cc.min_samples == 3 and s.cc.k1 == 30
+    assert s.learner == "cc" and s.cc.eps == 0.5 and s.cc.min_samples == 3 and s.cc.k1 == 8  # smoke sets k1=8
     for override, key in [("cc.eps=1.0", "cc.eps"), ("cc.cluster_every=week", "cc.cluster_every"),
                           ("cc.k2=40", "cc.k2"), ("cc.instances=64", "cc.instances"), ("cc.nope=1", "cc.nope"),
                           ("learner=spcl", "learner")]:
