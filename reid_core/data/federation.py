@@ -3,12 +3,24 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import tempfile
 from pathlib import Path
 
 from reid_core.data.synth import FEDERATION_FILE, GENERATOR_VERSION, synth_main
+
+logger = logging.getLogger(__name__)
+
+
+def _free_name(path: Path) -> Path:
+    """`path`, or `path.2`, `path.3`, ... : the first that does not exist."""
+    candidate, n = path, 1
+    while candidate.exists():
+        n += 1
+        candidate = path.with_name(f"{path.name}.{n}")
+    return candidate
 
 
 def ensure_federation(root: str | os.PathLike, seed: int = 0, preset: str = "demo") -> Path:
@@ -21,17 +33,19 @@ def ensure_federation(root: str | os.PathLike, seed: int = 0, preset: str = "dem
     marker = root / FEDERATION_FILE
     if marker.exists():
         info = json.loads(marker.read_text())
-        if info.get("generator_version", 1) != GENERATOR_VERSION:
+        version = info.get("generator_version", 1)
+        if version == GENERATOR_VERSION:
+            if info.get("seed") == seed and info.get("preset", preset) == preset:
+                return root
             raise FileExistsError(
-                f"{root} was written by synthetic generator version {info.get('generator_version', 1)}, "
-                f"this is version {GENERATOR_VERSION}; delete {root} to regenerate it"
+                f"{root} holds a different synthetic federation (seed {info.get('seed')}); "
+                "delete it or choose another data.root"
             )
-        if info.get("seed") == seed and info.get("preset", preset) == preset:
-            return root
-        raise FileExistsError(
-            f"{root} holds a different synthetic federation (seed {info.get('seed')}); "
-            "delete it or choose another data.root"
-        )
+        # an older generator's set (e.g. after `git pull`): keep it aside, untouched, and regenerate
+        aside = _free_name(root.with_name(f"{root.name}.generator_v{version}"))
+        root.rename(aside)
+        logger.warning("%s was written by synthetic generator version %s (this is %s): moved to %s, regenerating",
+                       root, version, GENERATOR_VERSION, aside)
     root.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.", dir=root.parent))
     try:
