@@ -15,6 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from reid_core.learners.batch_order import occurrence as batch_occurrence
+
 logger = logging.getLogger(__name__)
 
 
@@ -123,15 +125,7 @@ class ExemplarMemory(nn.Module):
             self._check(emb, labels)
         emb = emb.detach().to(self.V.dtype)
         labels = labels.to(self.V.device)
-        order = torch.sort(labels, stable=True).indices
-        sorted_labels = labels[order]
-        # occurrence = position within its run of equal labels in the stable sort
-        positions = torch.arange(len(labels), device=labels.device)
-        run_start = torch.ones_like(sorted_labels, dtype=torch.bool)
-        run_start[1:] = sorted_labels[1:] != sorted_labels[:-1]
-        first_of_run = torch.cummax(torch.where(run_start, positions, 0), dim=0).values
-        occurrence = torch.empty_like(positions)
-        occurrence[order] = positions - first_of_run
+        occurrence = batch_occurrence(labels)  # k-th time this label appears in the batch
         for k in range(int(occurrence.max()) + 1 if len(labels) else 0):
             pick = occurrence == k
             slots = labels[pick]
