@@ -70,14 +70,19 @@ def train_transform(height: int, width: int, photometric: float = 0.0) -> T.Comp
     colour cast of that strength: instance-level training then learns to ignore
     illumination and white balance, which differ between cameras (not in the paper).
     """
-    steps: list = [RandomSizedRectCrop(height, width), T.RandomHorizontalFlip()]
+    return T.Compose([RandomSizedRectCrop(height, width), T.RandomHorizontalFlip(), *photometric_to_tensor(photometric)])
+
+
+def photometric_to_tensor(photometric: float) -> list:
+    """[colour jitter], ToTensor, [per-channel gain], ImageNet normalisation: the shared tail of the training transforms."""
+    steps: list = []
     if photometric > 0:
         steps.append(T.ColorJitter(brightness=photometric, contrast=photometric, saturation=photometric))
     steps.append(T.ToTensor())
     if photometric > 0:
         steps.append(RandomChannelGain(photometric / 2))
     steps.append(T.Normalize(IMAGENET_MEAN, IMAGENET_STD))
-    return T.Compose(steps)
+    return steps
 
 
 def eval_transform(height: int, width: int) -> T.Compose:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torchvision import transforms as T
 
-from reid_core.data.transforms import IMAGENET_MEAN, IMAGENET_STD, RandomChannelGain
+from reid_core.data.transforms import photometric_to_tensor
 
 
 def cc_train_transform(height: int, width: int, erasing: float = 0.5, photometric: float = 0.0) -> T.Compose:
@@ -15,13 +15,8 @@ def cc_train_transform(height: int, width: int, erasing: float = 0.5, photometri
     """
     pad = max(1, round(10 * height / 256))
     steps: list = [T.Resize((height, width), interpolation=T.InterpolationMode.BICUBIC),
-                   T.RandomHorizontalFlip(), T.Pad(pad), T.RandomCrop((height, width))]
-    if photometric > 0:
-        steps.append(T.ColorJitter(brightness=photometric, contrast=photometric, saturation=photometric))
-    steps.append(T.ToTensor())
-    if photometric > 0:
-        steps.append(RandomChannelGain(photometric / 2))
-    steps.append(T.Normalize(IMAGENET_MEAN, IMAGENET_STD))
+                   T.RandomHorizontalFlip(), T.Pad(pad), T.RandomCrop((height, width)),
+                   *photometric_to_tensor(photometric)]
     if erasing > 0:
         steps.append(T.RandomErasing(p=erasing, value=0))
     return T.Compose(steps)
