@@ -30,6 +30,7 @@ class ImageConfig:
     eval_batch_size: int = 64
     num_workers: int = 0
     photometric: float = 0.0  # camera-like colour/brightness augmentation strength (0 = paper)
+    decode_cache: bool = True  # feature passes read training images decoded once, kept in the edge's state folder
 
 
 @dataclass(frozen=True)

@@ -184,7 +184,8 @@ class EdgeLearner(ABC):
     def _features(self, model: ReIDNet, which: str) -> np.ndarray:
         return extract_features(model, self.paths, self.cfg.image.height, self.cfg.image.width,
                                 self.cfg.image.eval_batch_size, self.device, which=which,
-                                num_workers=self.cfg.image.num_workers, amp=self.cfg.train.amp)
+                                num_workers=self.cfg.image.num_workers, amp=self.cfg.train.amp,
+                                cache_dir=self.state_dir if self.cfg.image.decode_cache else None)
 
     def _camids(self) -> np.ndarray:
         """Camera of each training image: an edge knows which camera took it (no identities)."""
