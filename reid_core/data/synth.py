@@ -24,15 +24,8 @@ import numpy as np
 from PIL import Image
 
 from reid_core.data.market import SPLIT_FOLDERS
-from reid_core.data.synth_render import (
-    DOMAINS,
-    SynthDifficulty,
-    next_frame,
-    random_camera,
-    random_person,
-    render_image,
-    start_tracklet,
-)
+from reid_core.data.synth_looks import DOMAINS, SynthDifficulty, next_frame, random_camera, random_person, start_tracklet
+from reid_core.data.synth_render import render_image
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +46,7 @@ class ClientSpec:
     query_per_id: int = 1  # query frames, from one tracklet in the first camera the identity passes
     gallery_per_id_per_camera: int = 2  # gallery tracklet frames in each other camera
     num_distractors: int = 5  # pid-0 gallery images of people seen nowhere else
-    domain: str = "indoor"  # background palette and light level: see synth_render.DOMAINS
+    domain: str = "indoor"  # background palette and light level: see synth_looks.DOMAINS
     height: int = 64
     width: int = 32
     difficulty: SynthDifficulty = field(default_factory=SynthDifficulty)
