@@ -84,7 +84,7 @@ def cmd_ablation(args: Sequence[str]) -> int:
         if examples > 0 and first and "fedureid" in summary["results"]:
             _retrieval_examples(this.run_dir, settings.data_root, examples)
     if seeds is not None:
-        write_seed_summary(run_dir, per_seed, plan.clients, settings_lines(plan), failed)
+        write_seed_summary(run_dir, per_seed, plan.clients, settings_lines(plan), failed, rounds=plan.rounds)
     print((run_dir / "ablation.md").read_text())
     lost = [f"{v}" if s is None else f"{v} (seed {s})" for s, vs in failed.items() for v in vs]
     if lost:

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from reid_core.experiments.ablation import AblationPlan
+from reid_core.experiments.ablation_checks import checks_markdown, curves_markdown, learning_checks
 from reid_core.experiments.ablation_report import METRIC_LABELS, compute_seconds, total_epochs, write_table_files
 
 Results = Mapping[str, Mapping[str, Any]]  # variant -> metrics.json of one seed
@@ -102,8 +103,13 @@ def compute_over_seeds(per_seed: Mapping[int, Results]) -> str:
 
 
 def write_seed_summary(run_dir: Path, per_seed: Mapping[int, Results], clients: Sequence[str],
-                       setting_lines: Sequence[str], failed: Mapping[int, Sequence[str]]) -> list[Path]:
-    """ablation_seeds_{rank1,mAP}.{md,csv} and the top-level ablation.md linking each seed's."""
+                       setting_lines: Sequence[str], failed: Mapping[int, Sequence[str]],
+                       rounds: int | None = None) -> list[Path]:
+    """ablation_seeds_{rank1,mAP}.{md,csv} and the top-level ablation.md linking each seed's.
+
+    With `rounds`, also the client-mean rank-1 per round (round 0 = untrained) with each
+    variant's best round and erosion, and the learning checks of FedUReID (`ablation_checks`).
+    """
     run_dir = Path(run_dir)
     files: list[Path] = []
     md = ["# Ablation over seeds", "", *setting_lines, f"- seeds: {', '.join(map(str, per_seed))} "
@@ -120,6 +126,12 @@ def write_seed_summary(run_dir: Path, per_seed: Mapping[int, Results], clients: 
         won = wins(per_seed, clients, metric)
         md += [f"## Final {METRIC_LABELS[metric]} per client", "", table, "",
                "fedureid > baseline in " + ", ".join(f"{c}: {a}/{n} seeds" for c, (a, n) in won.items()), ""]
+    if rounds:
+        md += ["## Mean rank-1 over clients per round (mean over seeds)", "",
+               curves_markdown(per_seed, clients, rounds), ""]
+        checks = learning_checks(per_seed, clients, rounds)
+        if checks:
+            md += ["## Learning checks", "", checks_markdown(checks), ""]
     md += ["## Local compute", "", compute_over_seeds(per_seed), ""]
     path = run_dir / "ablation.md"
     path.write_text("\n".join(md))

@@ -1,0 +1,69 @@
+"""Round curves over seeds and FedUReID's learning checks, on hand-made metrics."""
+
+from __future__ import annotations
+
+import math
+
+from reid_core.experiments.ablation_checks import (
+    checks_markdown,
+    curves_markdown,
+    learning_checks,
+    round_curve,
+    round_value,
+    untrained,
+)
+
+
+def run(curves: dict[str, list[float]], with_initial: bool = True) -> dict:
+    """metrics.json of one variant: per client, rank-1 after rounds 0..R (mAP = rank-1 / 2)."""
+    rounds = len(next(iter(curves.values()))) - 1
+    recs = [{"round": r, "clients": {c: {"rank1": v[r], "mAP": v[r] / 2} for c, v in curves.items()}}
+            for r in range(1, rounds + 1)]
+    out = {"rounds": recs, "final": {c: {"rank1": v[-1], "mAP": v[-1] / 2} for c, v in curves.items()}}
+    if with_initial:
+        out["initial"] = {c: {"rank1": v[0], "mAP": v[0] / 2} for c, v in curves.items()}
+    return out
+
+
+def test_round_values_and_curve_over_seeds() -> None:
+    s0 = {"fedureid": run({"a": [10, 20, 30], "b": [0, 4, 2]})}
+    s1 = {"fedureid": run({"a": [10, 30, 20], "b": [0, 6, 4]})}
+    per_seed = {0: s0, 1: s1}
+    assert round_value(s0["fedureid"], 0, "a", "rank1") == 10
+    assert math.isnan(round_value(s0["fedureid"], 5, "a", "rank1"))
+    # round 1: a (20+30)/2 = 25, b (4+6)/2 = 5 -> 15; round 2: a 25, b 3 -> 14
+    assert round_curve(per_seed, "fedureid", ["a", "b"], 2) == [5.0, 15.0, 14.0]
+    text = curves_markdown(per_seed, ["a", "b"], 2)
+    assert "| fedureid | 5.0 | 15.0 | 14.0 | 1 | 1.0 |" in text
+
+
+def test_checks_pass_and_fail_where_they_should() -> None:
+    seed = {
+        "standalone": run({"a": [10, 11, 12], "b": [0, 1, 1]}, with_initial=False),
+        "baseline": run({"a": [10, 15, 14], "b": [0, 2, 3]}),
+        "fedureid": run({"a": [10, 16, 16], "b": [0, 5, 4.5]}),
+    }
+    rows = learning_checks({0: seed}, ["a", "b"], rounds=2)
+    assert all(ok for _, _, ok in rows), rows
+    assert len(rows) == 6
+    assert untrained({0: seed}, "a", "rank1") == 10  # standalone has no round 0; taken from the others
+
+    eroded = dict(seed, fedureid=run({"a": [10, 20, 12], "b": [0, 5, 0]}))  # b back to its round 0; best-final 6.5
+    rows = {check: (measured, ok) for check, measured, ok in learning_checks({0: eroded}, ["a", "b"], rounds=2)}
+    untrained_row = next(v for k, v in rows.items() if "untrained" in k)
+    assert untrained_row == ("not above: b rank1, b mAP", False)
+    erosion = next(v for k, v in rows.items() if k.startswith("no erosion"))
+    assert erosion == ("final 6.0, best 12.5", False)
+    standalone_row = next(v for k, v in rows.items() if "standalone" in k)
+    assert standalone_row == ("not above on a, b", False)  # a ties standalone (12): a tie is not above
+    clients_row = next(v for k, v in rows.items() if "at least" in k)
+    assert clients_row == ("0 (none)", False)  # a 12 < 14, b 0 < 3
+    assert "| no |" in checks_markdown(list(learning_checks({0: eroded}, ["a", "b"], 2)))
+
+
+def test_missing_variants_are_said_not_guessed() -> None:
+    only = {0: {"fedureid": run({"a": [1, 2]})}}
+    rows = learning_checks(only, ["a"], rounds=1)
+    assert ("fedureid above baseline", "baseline not run", None) in rows
+    assert "| - |" in checks_markdown(rows)
+    assert learning_checks({0: {"baseline": run({"a": [1, 2]})}}, ["a"], 1) == []
