@@ -21,10 +21,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torchvision import transforms as T
 
 from reid_core.data.images import load_rgb
-from reid_core.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from reid_core.data.transforms import IMAGENET_MEAN, IMAGENET_STD, eval_transform
 
 logger = logging.getLogger(__name__)
 
@@ -51,7 +50,7 @@ class ResizedImageCache:
         self.height, self.width = height, width
         self.rows_file = self.folder / f"resized_{height}x{width}.npy"
         self.index_file = self.folder / f"resized_{height}x{width}.json"
-        self._resize = T.Resize((height, width), interpolation=T.InterpolationMode.BILINEAR)
+        self._resize = eval_transform(height, width).transforms[0]  # the eval transform's own resize, not a copy
 
     def _read(self) -> tuple[dict[str, list[int]], np.ndarray | None]:
         if not (self.rows_file.exists() and self.index_file.exists()):
