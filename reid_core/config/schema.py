@@ -77,6 +77,7 @@ class ClusterConfig:
     feature: str = "pool"  # features used to cluster: pool | embed
     camera_normalize: bool = False  # remove each camera's mean feature before merging (camera ids only)
     camera_floor: bool = False  # never merge below ceil(N / cameras) clusters (camera ids only)
+    max_merge_percent: float | None = None  # personalized: merge at most this share of N per step
 
 
 @dataclass(frozen=True)

@@ -227,6 +227,8 @@ def validate(s: Settings, check_data: bool = True) -> None:
     _require(c.mode in ("fixed", "personalized"), "pc.mode", f"unknown '{c.mode}', choose fixed|personalized")
     _require(0.0 < c.merge_percent < 1.0, "pc.merge_percent", "must be in (0, 1)")
     _require(c.lam >= 0.0, "pc.lam", "must be >= 0")
+    _require(c.max_merge_percent is None or 0.0 < c.max_merge_percent < 1.0, "pc.max_merge_percent",
+             f"must be null or in (0, 1), got {c.max_merge_percent!r}")
     _validate_cc(s.cc, s.image)
     _require(len(s.clients) >= 1, "data.clients", "needs at least one client")
     _require(len(set(s.clients)) == len(s.clients), "data.clients", "client names must be unique")

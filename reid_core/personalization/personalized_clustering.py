@@ -223,7 +223,14 @@ class Profiler:
                 raise ValueError("fixed merging needs the number of images (pass features or num_images)")
             return max(0, min(fixed_merge_amount(self.num_images, self.config.merge_percent), num_clusters - floor))
         target = max(self.target_clusters(features, camids), floor)
-        return personalized_merge_amount(num_clusters, target, self.total_merge_steps - round_idx)
+        amount = personalized_merge_amount(num_clusters, target, self.total_merge_steps - round_idx)
+        if self.config.max_merge_percent is not None:
+            # Why: a target reached in few steps merges 15-30% of N per step, and with weak
+            # features most of those merges join two people (docs/results.md, section 0d).
+            if self.num_images is None:
+                raise ValueError("pc.max_merge_percent needs the number of images (pass features or num_images)")
+            amount = min(amount, fixed_merge_amount(self.num_images, self.config.max_merge_percent))
+        return amount
 
     def state_dict(self) -> dict[str, Any]:
         """JSON-friendly state to restore after a restart."""
