@@ -195,3 +195,24 @@ def test_camera_floor_keeps_one_image_per_camera_on_average():
     assert fixed.num_merge(1, 60, camids=cams) == 10 and fixed.num_merge(2, 50, camids=cams) == 0
     with pytest.raises(ValueError, match="camera_floor"):
         fixed.num_merge(1, 60)
+
+
+def test_max_merge_percent_caps_each_personalized_step():
+    # target 40 of 100 in 3 steps asks 20 a step; the cap (10% of N = 10) allows 10 a step
+    capped = Profiler(ClusterConfig(mode="personalized", num_identities=40, max_merge_percent=0.1), total_merge_steps=3)
+    assert [capped.num_merge(0, 100), capped.num_merge(1, 90), capped.num_merge(2, 80)] == [10, 10, 10]
+    # a step that asks less than the cap is unchanged: 45 -> 40 in the last step
+    assert capped.num_merge(2, 45) == 5
+    # with camera_floor the target is the floor (50): 25 asked, 5 allowed (5% of 100)
+    cams = np.array([0, 1] * 50)
+    floored = Profiler(ClusterConfig(mode="personalized", num_identities=20, camera_floor=True,
+                                     max_merge_percent=0.05), total_merge_steps=2)
+    assert floored.num_merge(0, 100, camids=cams) == 5
+    uncapped = Profiler(ClusterConfig(mode="personalized", num_identities=40), total_merge_steps=3)
+    assert uncapped.num_merge(0, 100) == 20
+
+
+def test_max_merge_percent_is_checked_by_the_settings():
+    from reid_core.config.settings import load_settings
+    with pytest.raises(ValueError, match="pc.max_merge_percent"):
+        load_settings(["experiment=smoke", "pc.max_merge_percent=1.5"], check_data=False)
