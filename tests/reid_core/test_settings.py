@@ -54,3 +54,19 @@ def test_cloud_and_deployed_edges_skip_data_folder_check(tmp_path):
     s = load_settings(["experiment=smoke", f"data.root={tmp_path / 'nope'}", "data.synth_preset=null"],
                       check_data=False)
     assert s.data_root.endswith("nope")
+
+
+@pytest.mark.parametrize("algorithm", ["fedureid", "baseline"])
+def test_real_cpu_schedule_and_camera_options_win_over_the_algorithm(algorithm):
+    """The one-seed ablation's schedule (docs/results.md): the experiment's keys override
+    the algorithm file's (which keep the paper's values), for every variant alike."""
+    s = load_settings(["experiment=real_cpu", f"algorithm={algorithm}"], check_data=False)
+    assert list(s.clients) == ["cuhk03", "viper", "prid2011", "ilids"]
+    assert (s.rounds, s.train.first_round_epochs, s.train.epochs) == (3, 4, 2)
+    assert (s.image.height, s.image.width) == (128, 64)
+    assert s.federation.client_cpus == 2  # one simulated client at a time on 2 cores
+    assert s.cluster.camera_floor and s.cluster.max_merge_percent == 0.05
+    assert s.train.cross_camera_weight == 0.5
+    paper = load_settings(["experiment=real_cpu", f"algorithm={algorithm}", "train.cross_camera_weight=0",
+                           "pc.camera_floor=false", "pc.max_merge_percent=null"], check_data=False)
+    assert not paper.cluster.camera_floor and paper.cluster.max_merge_percent is None
