@@ -17,6 +17,7 @@ import numpy as np
 from reid_core.experiments.ablation import AblationPlan
 from reid_core.experiments.ablation_checks import checks_markdown, curves_markdown, learning_checks
 from reid_core.experiments.ablation_report import METRIC_LABELS, compute_seconds, total_epochs, write_table_files
+from reid_core.experiments.diagnostics_report import diagnostics_over_seeds
 
 Results = Mapping[str, Mapping[str, Any]]  # variant -> metrics.json of one seed
 
@@ -132,6 +133,9 @@ def write_seed_summary(run_dir: Path, per_seed: Mapping[int, Results], clients: 
         checks = learning_checks(per_seed, clients, rounds)
         if checks:
             md += ["## Learning checks", "", checks_markdown(checks), ""]
+    diagnostics = diagnostics_over_seeds(per_seed, clients)
+    if diagnostics:
+        md += ["## Learning diagnostics per round (mean over seeds)", "", diagnostics, ""]
     md += ["## Local compute", "", compute_over_seeds(per_seed), ""]
     path = run_dir / "ablation.md"
     path.write_text("\n".join(md))

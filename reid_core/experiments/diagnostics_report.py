@@ -48,3 +48,30 @@ def diagnostics_markdown(results: Mapping[str, Mapping[str, Any]], clients: Sequ
         "round trains on; merge precision is the share of this round's merges whose linking image pair is "
         "one person; NN prec. the share of training images whose nearest neighbour, in the features the "
         "merge used, is the same person (cross-cam: the nearest image from another camera).", "", *out]).rstrip()
+
+
+def mean_diagnostics(runs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """A metrics-like dict whose diagnostics are the mean over `runs` (e.g. seeds) per round and client.
+
+    A value missing or NaN in a run is left out of that mean; rounds are matched by number.
+    """
+    sums: dict[int, dict[str, dict[str, list[float]]]] = {}
+    for metrics in runs:
+        for rec in metrics.get("rounds", []):
+            per_client = sums.setdefault(int(rec["round"]), {})
+            for name, m in rec["clients"].items():
+                for key in DIAGNOSTICS:
+                    value = m.get(key)
+                    if isinstance(value, (int, float)) and not math.isnan(value):
+                        per_client.setdefault(name, {}).setdefault(key, []).append(float(value))
+    rounds = [{"round": r, "clients": {name: {k: sum(v) / len(v) for k, v in keys.items()}
+                                       for name, keys in clients.items()}}
+              for r, clients in sorted(sums.items())]
+    return {"rounds": rounds}
+
+
+def diagnostics_over_seeds(per_seed: Mapping[int, Mapping[str, Mapping[str, Any]]], clients: Sequence[str]) -> str:
+    """One table per variant: each diagnostic's mean over the seeds that ran it ('' when none reported)."""
+    variants = list(dict.fromkeys(v for results in per_seed.values() for v in results))
+    merged = {v: mean_diagnostics([results[v] for results in per_seed.values() if v in results]) for v in variants}
+    return diagnostics_markdown(merged, clients)

@@ -32,3 +32,19 @@ def test_run_report_and_ablation_include_diagnostics_and_wall_time(tmp_path):
     text = (tmp_path / "abl" / "ablation.md").read_text()
     assert "### fedureid" in text and "### baseline" not in text
     assert "| **total** | **180** (3.0 min) |" in text
+
+
+def test_diagnostics_over_seeds_average_each_round_and_client():
+    from reid_core.experiments.diagnostics_report import diagnostics_over_seeds, mean_diagnostics
+
+    def run(purity, merge):
+        return {"rounds": [{"round": 1, "clients": {"a": {"diag-purity": purity, "diag-merge-precision": merge}}},
+                           {"round": 2, "clients": {"a": {"diag-purity": purity / 2}}}]}
+
+    mean = mean_diagnostics([run(0.9, 0.5), run(0.7, float("nan"))])
+    assert mean["rounds"][0]["clients"]["a"] == {"diag-purity": 0.8, "diag-merge-precision": 0.5}  # NaN left out
+    assert mean["rounds"][1]["clients"]["a"] == {"diag-purity": 0.4}
+    text = diagnostics_over_seeds({0: {"fedureid": run(0.9, 0.5), "baseline": {"rounds": []}},
+                                   1: {"fedureid": run(0.7, 0.25)}}, ["a"])
+    assert "### fedureid" in text and "### baseline" not in text
+    assert "| 1 | purity 0.80, merge prec. 0.38 |" in text and "| 2 | purity 0.40 |" in text
