@@ -17,6 +17,7 @@ import torch
 
 from reid_core.config.schema import ModelConfig
 from reid_core.data.market import read_market_layout
+from reid_core.eval.pseudo_labels import cluster_purity
 from reid_core.eval.ranking import extract_features
 from reid_core.learners.cc.clustering import auto_min_samples, cluster_features
 from reid_core.models import build_model
@@ -24,14 +25,15 @@ from reid_core.models import build_model
 
 def label_quality(labels: np.ndarray, pids: np.ndarray) -> tuple[float, float]:
     """Purity of the clustered images and the share of same-cluster pairs that are one person."""
-    majority = same = pairs = 0
-    for cluster in np.unique(labels[labels >= 0]):
+    clustered = labels >= 0
+    if not clustered.any():
+        return 0.0, 0.0
+    same = pairs = 0.0
+    for cluster in np.unique(labels[clustered]):
         _, counts = np.unique(pids[labels == cluster], return_counts=True)
-        n = counts.sum()
-        majority += counts.max()
-        pairs += n * (n - 1) / 2
+        pairs += counts.sum() * (counts.sum() - 1) / 2
         same += float((counts * (counts - 1) / 2).sum())
-    return majority / max(int((labels >= 0).sum()), 1), same / max(pairs, 1)
+    return cluster_purity(labels[clustered], pids[clustered]), float(same / max(pairs, 1.0))
 
 
 def main() -> None:

@@ -226,7 +226,7 @@ class Profiler:
         amount = personalized_merge_amount(num_clusters, target, self.total_merge_steps - round_idx)
         if self.config.max_merge_percent is not None:
             # Why: a target reached in few steps merges 15-30% of N per step, and with weak
-            # features most of those merges join two people (docs/results.md, section 0d).
+            # features most of those merges join two people (docs/results.md, section 2d).
             if self.num_images is None:
                 raise ValueError("pc.max_merge_percent needs the number of images (pass features or num_images)")
             amount = min(amount, fixed_merge_amount(self.num_images, self.config.max_merge_percent))
