@@ -23,7 +23,7 @@ from reid_core.config.schema import (
 )
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
-ALGORITHMS = ("baseline", "pc", "pe", "pc_pe", "pu", "fedureid")
+ALGORITHMS = ("baseline", "pc", "pe", "pc_pe", "pu", "fedureid", "paper")
 EXPERIMENTS = ("smoke", "demo", "real_cpu", "real_cpu3", "paper")
 ARCHS = ("resnet50", "resnet18", "mobilenet_v2", "tiny")
 LEARNERS = ("buc", "cc")  # reid_core.learners.make_learner builds them

@@ -52,7 +52,8 @@ def test_restarted_edge_resumes_its_learner_and_a_resent_round_rewinds(edge_dir,
 
 
 def test_personalized_epoch_reads_the_cc_precision(edge_dir, tmp_path, single_thread):
-    edge = _learner(edge_dir, tmp_path / "pe", "train.epochs=3", "pe.rule=precision", "pe.precision_threshold=0.01")
+    edge = _learner(edge_dir, tmp_path / "pe", "train.epochs=3", "pe.rule=precision", "pe.precision_threshold=0.01",
+                     "pe.min_epochs=1")
     arrays, first = edge.train_round(None, 1)
     assert first["epochs"] == 1 and first["stopped-early"] == 0  # round 1 trains its fixed epochs
     _, later = edge.train_round(arrays, 2)

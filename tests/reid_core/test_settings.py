@@ -9,14 +9,14 @@ def test_default_is_demo_fedureid():
     s = load_settings([])
     assert s.experiment == "demo" and s.algorithm == "fedureid"
     assert len(s.clients) >= 4
-    assert s.federation.mu == 0.5 and s.cluster.mode == "personalized" and s.early_stop.rule == "precision"
+    assert s.federation.mu == 0.8 and s.cluster.mode == "personalized" and s.early_stop.rule == "precision"
 
 
 @pytest.mark.parametrize(
     "algorithm, pc, pe, mu",
     [("baseline", "fixed", "none", 0.0), ("pc", "personalized", "none", 0.0), ("pe", "fixed", "precision", 0.0),
-     ("pc_pe", "personalized", "precision", 0.0), ("pu", "fixed", "none", 0.5),
-     ("fedureid", "personalized", "precision", 0.5)],
+     ("pc_pe", "personalized", "precision", 0.0), ("pu", "fixed", "none", 0.8),
+     ("fedureid", "personalized", "precision", 0.8), ("paper", "personalized", "precision", 0.5)],
 )
 def test_algorithms(algorithm, pc, pe, mu):
     s = load_settings(["experiment=smoke", f"algorithm={algorithm}"])
@@ -59,14 +59,25 @@ def test_cloud_and_deployed_edges_skip_data_folder_check(tmp_path):
 @pytest.mark.parametrize("algorithm", ["fedureid", "baseline"])
 def test_real_cpu_schedule_and_camera_options_win_over_the_algorithm(algorithm):
     """The one-seed ablation's schedule (docs/results.md): the experiment's keys override
-    the algorithm file's (which keep the paper's values), for every variant alike."""
+    the algorithm file's, for every variant alike."""
     s = load_settings(["experiment=real_cpu", f"algorithm={algorithm}"], check_data=False)
     assert list(s.clients) == ["cuhk03", "viper", "prid2011", "ilids"]
     assert (s.rounds, s.train.first_round_epochs, s.train.epochs) == (3, 4, 2)
     assert (s.image.height, s.image.width) == (128, 64)
     assert s.federation.client_cpus == 2  # one simulated client at a time on 2 cores
-    assert s.cluster.camera_floor and s.cluster.max_merge_percent == 0.05
-    assert s.train.cross_camera_weight == 0.5
-    paper = load_settings(["experiment=real_cpu", f"algorithm={algorithm}", "train.cross_camera_weight=0",
-                           "pc.camera_floor=false", "pc.max_merge_percent=null"], check_data=False)
-    assert not paper.cluster.camera_floor and paper.cluster.max_merge_percent is None
+    assert s.cluster.camera_floor and s.train.cross_camera_weight == 0.5
+
+
+def test_fedureid_carries_the_measured_settings_and_paper_the_published_ones():
+    """algorithm=fedureid: PC capped at 5%, PE after 2 epochs, mu 0.8 (docs/results.md section 1);
+    algorithm=paper with the documented overrides is FedUReID and its learner as published."""
+    s = load_settings(["experiment=real_cpu", "algorithm=fedureid"], check_data=False)
+    assert (s.cluster.max_merge_percent, s.early_stop.min_epochs, s.federation.mu) == (0.05, 2, 0.8)
+    paper = load_settings(["experiment=real_cpu", "algorithm=paper", "train.cross_camera_weight=0",
+                           "pc.camera_floor=false"], check_data=False)
+    assert paper.algorithm == "paper" and paper.cluster.mode == "personalized"
+    assert paper.cluster.max_merge_percent is None and not paper.cluster.camera_floor
+    assert (paper.early_stop.rule, paper.early_stop.min_epochs, paper.federation.mu) == ("precision", 1, 0.5)
+    assert paper.train.cross_camera_weight == 0.0
+    for component in ("pc", "pc_pe"):  # the ablation's PC rows use fedureid's PC
+        assert load_settings([f"algorithm={component}"]).cluster.max_merge_percent == 0.05
