@@ -12,6 +12,7 @@ from reid_core.experiments.ablation import (
     FEDERATED,
     VARIANTS,
     AblationPlan,
+    federated_args,
     is_complete,
     parse_variants,
     run_ablation,
@@ -150,6 +151,11 @@ def test_is_complete_needs_every_round_and_client():
 def test_parse_variants_keeps_table_order_and_refuses_unknown():
     assert parse_variants("[fedureid,baseline]") == ("baseline", "fedureid")
     assert parse_variants("all") == VARIANTS
+    # FedUReID as published: asked for by name, listed after fedureid, run as algorithm=paper
+    assert parse_variants("[paper,baseline,fedureid]") == ("baseline", "fedureid", "paper")
+    plan = AblationPlan(run_dir=Path("x"), experiment="demo", overrides=(), clients=CLIENTS,
+                        data_root="d", rounds=2, variants=("paper",))
+    assert "algorithm=paper" in federated_args(plan, "paper")
     with pytest.raises(ValueError, match="nope"):
         parse_variants("[baseline,nope]")
     with pytest.raises(ValueError, match="unknown variant"):

@@ -5,11 +5,14 @@ import pytest
 from reid_core.config.settings import ConfigError, load_settings
 
 
-def test_default_is_demo_fedureid():
+def test_default_is_the_demo_with_fedureid_as_published():
+    """The demo runs algorithm=paper (measured best there, README); the command line still picks."""
     s = load_settings([])
-    assert s.experiment == "demo" and s.algorithm == "fedureid"
+    assert s.experiment == "demo" and s.algorithm == "paper"
     assert len(s.clients) >= 4
-    assert s.federation.mu == 0.8 and s.cluster.mode == "personalized" and s.early_stop.rule == "precision"
+    assert s.federation.mu == 0.5 and s.cluster.mode == "personalized" and s.early_stop.rule == "precision"
+    assert s.cluster.max_merge_percent is None and s.early_stop.min_epochs == 1
+    assert load_settings(["algorithm=fedureid"]).federation.mu == 0.8
 
 
 @pytest.mark.parametrize(
