@@ -13,6 +13,8 @@ def test_default_is_the_demo_with_fedureid_as_published():
     assert s.federation.mu == 0.5 and s.cluster.mode == "personalized" and s.early_stop.rule == "precision"
     assert s.cluster.max_merge_percent is None and s.early_stop.min_epochs == 1
     assert load_settings(["algorithm=fedureid"]).federation.mu == 0.8
+    paper = load_settings(["experiment=paper"], check_data=False)  # the paper's setting, its algorithm
+    assert paper.algorithm == "paper" and paper.federation.mu == 0.5 and paper.train.cross_camera_weight == 0.0
 
 
 @pytest.mark.parametrize(
