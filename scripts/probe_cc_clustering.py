@@ -11,6 +11,8 @@ from the identities in the file names (reporting only). docs/results.md, learner
 from __future__ import annotations
 
 import argparse
+import itertools
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -36,6 +38,23 @@ def label_quality(labels: np.ndarray, pids: np.ndarray) -> tuple[float, float]:
     return cluster_purity(labels[clustered], pids[clustered]), float(same / max(pairs, 1.0))
 
 
+def right_pairs(labels: np.ndarray, pids: np.ndarray) -> int:
+    """Same-cluster pairs that are one person (how much right signal the clustering gives)."""
+    total = 0
+    for cluster in np.unique(labels[labels >= 0]):
+        _, counts = np.unique(pids[labels == cluster], return_counts=True)
+        total += int((counts * (counts - 1) // 2).sum())
+    return total
+
+
+def cross_camera_clusters(labels: np.ndarray, camids: np.ndarray) -> float:
+    """Share of clusters holding images of more than one camera (no identities needed)."""
+    clusters = np.unique(labels[labels >= 0])
+    if not len(clusters):
+        return 0.0
+    return float(np.mean([len(np.unique(camids[labels == c])) > 1 for c in clusters]))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-root", default="../shared/data")
@@ -43,20 +62,33 @@ def main() -> None:
     parser.add_argument("--clients", nargs="+", default=["viper", "prid2011", "ilids", "cuhk03"])
     parser.add_argument("--k1", type=int, nargs="+", default=[30, 10])
     parser.add_argument("--eps", type=float, nargs="+", default=[0.4, 0.5, 0.6, 0.7])
+    parser.add_argument("--camera-means", type=int, nargs="+", default=[0], help="0/1: remove each camera's mean")
+    parser.add_argument("--penalty", type=float, nargs="+", default=[0.0], help="same-camera distance penalties")
+    parser.add_argument("--cache", default="", help="folder to keep the extracted features in (.npy)")
     args = parser.parse_args()
     model = build_model(ModelConfig(arch="mobilenet_v2", weights=args.weights))
     for name in args.clients:
         train = read_market_layout(f"{args.data_root}/{name}").train
         pids = np.array([s.pid for s in train])
-        feats = extract_features(model, [s.path for s in train], 128, 64, 64, torch.device("cpu"))
+        camids = np.array([s.camid for s in train])
+        cached = Path(args.cache, f"{name}.npy") if args.cache else None
+        if cached is not None and cached.exists():
+            feats = np.load(cached)
+        else:
+            feats = extract_features(model, [s.path for s in train], 128, 64, 64, torch.device("cpu"))
+            if cached is not None:
+                cached.parent.mkdir(parents=True, exist_ok=True)
+                np.save(cached, feats)
         min_samples = auto_min_samples(len(train))
-        for k1 in args.k1:
-            for eps in args.eps:
-                c = cluster_features(feats, k1=min(k1, len(feats) - 1), k2=6, eps=eps, min_samples=min_samples)
-                purity, pair_precision = label_quality(c.labels, pids)
-                print(f"{name:9s} N={len(feats)} ids={len(set(pids))} k1={k1} eps={eps} min_samples={min_samples}: "
-                      f"clusters {c.num_clusters} outliers {c.outliers} ({c.outliers / len(feats):.0%}) "
-                      f"purity {purity:.2f} pair precision {pair_precision:.2f}", flush=True)
+        for k1, eps, means, penalty in itertools.product(args.k1, args.eps, args.camera_means, args.penalty):
+            c = cluster_features(feats, k1=min(k1, len(feats) - 1), k2=6, eps=eps, min_samples=min_samples,
+                                 camids=camids, camera_means=bool(means), camera_penalty=penalty)
+            purity, pair_precision = label_quality(c.labels, pids)
+            cross = cross_camera_clusters(c.labels, camids)
+            print(f"{name:9s} N={len(feats)} ids={len(set(pids))} k1={k1} eps={eps} means={means} "
+                  f"penalty={penalty} min_samples={min_samples}: clusters {c.num_clusters} outliers {c.outliers} "
+                  f"({c.outliers / len(feats):.0%}) purity {purity:.2f} pair precision {pair_precision:.2f} "
+                  f"right pairs {right_pairs(c.labels, pids)} multi-camera clusters {cross:.2f}", flush=True)
 
 
 if __name__ == "__main__":

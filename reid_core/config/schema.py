@@ -97,3 +97,5 @@ class CCConfig:
     iters: int = 0  # batches per epoch; 0 = one pass over the clustered images
     erasing: float = 0.5  # random erasing probability
     dropout: float = 0.0  # embedding dropout while training (cluster-contrast has none)
+    camera_means: bool = False  # cluster on features with each camera's mean removed (camera ids only)
+    camera_penalty: float = 0.0  # added to the squared distance of two images of one camera before Jaccard

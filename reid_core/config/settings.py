@@ -256,4 +256,7 @@ def _validate_cc(cc: CCConfig, image: ImageConfig) -> None:
              f"must be an integer in 1..image.batch_size ({image.batch_size}), got {cc.instances!r}")
     _require(isinstance(cc.iters, int) and cc.iters >= 0, "cc.iters", "must be an integer >= 0 (0 = one pass)")
     _require(0.0 <= cc.erasing <= 1.0, "cc.erasing", f"must be in [0, 1], got {cc.erasing!r}")
+    _require(isinstance(cc.camera_means, bool), "cc.camera_means", f"must be true or false, got {cc.camera_means!r}")
+    _require(isinstance(cc.camera_penalty, (int, float)) and not isinstance(cc.camera_penalty, bool) and 0.0 <= cc.camera_penalty <= 4.0, "cc.camera_penalty",
+             f"must be in [0, 4] (squared distances of unit features lie in [0, 4]), got {cc.camera_penalty!r}")
     _require(0.0 <= cc.dropout < 1.0, "cc.dropout", f"must be in [0, 1), got {cc.dropout!r}")

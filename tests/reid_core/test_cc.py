@@ -9,7 +9,8 @@ import torch
 
 from reid_core.config.settings import ConfigError, load_settings
 from reid_core.learners.cc.clustering import auto_min_samples, cluster_features, dbscan_labels
-from reid_core.learners.cc.jaccard import expanded_sets, reciprocal_matrix, sparse_jaccard_distance
+from reid_core.learners.cc.jaccard import (camera_aware_search, expanded_sets, reciprocal_matrix,
+                                            sparse_jaccard_distance, unit_rows)
 from reid_core.learners.cc.jaccard_reference import dense_jaccard_distance
 from reid_core.learners.cc.learner import outliers_as_singletons
 from reid_core.learners.cc.memory import ClusterMemory
@@ -39,6 +40,40 @@ def test_sparse_jaccard_equals_the_dense_reference(n, d, k1, k2, seed, single_th
     assert sparse.nnz == int((dense < 1).sum())  # stored exactly where the reference is below 1
     assert np.abs(_dense(sparse) - dense).max() < 2e-6
     assert 0 < sparse.nnz < n * n  # not vacuous: some pairs share nothing
+
+
+@pytest.mark.parametrize("n, d, k1, k2, cameras, penalty, seed", [(60, 8, 10, 3, 2, 0.5, 6), (300, 16, 30, 6, 3, 0.3, 7),
+                                                                 (150, 8, 20, 1, 4, 2.0, 8)])
+def test_camera_aware_jaccard_equals_the_dense_reference(n, d, k1, k2, cameras, penalty, seed, single_thread):
+    x = _groups(n, d, seed)
+    camids = np.random.default_rng(seed).integers(0, cameras, n)
+    sparse = sparse_jaccard_distance(x, k1, k2, camids=camids, camera_penalty=penalty)
+    dense = dense_jaccard_distance(x, k1, k2, camids=camids, camera_penalty=penalty)
+    assert sparse.nnz == int((dense < 1).sum())
+    assert np.abs(_dense(sparse) - dense).max() < 2e-6
+    assert np.abs(dense - dense_jaccard_distance(x, k1, k2)).max() > 0.1  # the penalty changes the distance
+
+
+def test_camera_aware_search_ranks_by_the_penalised_distance(single_thread):
+    x = unit_rows(_groups(80, 8, 9))
+    camids = np.arange(80) % 2
+    penalty = 0.4
+    full = ((x[:, None, :] - x[None, :, :]) ** 2).sum(-1) + penalty * (camids[:, None] == camids[None, :])
+    np.fill_diagonal(full, 0.0)
+    sq, rank = camera_aware_search(x, 12, camids, penalty)
+    assert np.array_equal(rank, np.argsort(full, axis=1, kind="stable")[:, :12])
+    assert np.allclose(sq, ((x[:, None, :] - x[rank]) ** 2).sum(-1), atol=1e-5)  # plain distances, penalised order
+    plain = camera_aware_search(x, 12, camids, 0.0)[1]
+    assert (camids[rank[:, 1:]] != camids[:, None]).mean() > (camids[plain[:, 1:]] != camids[:, None]).mean()
+    with pytest.raises(ValueError, match="camids"):
+        camera_aware_search(x, 12, camids[:10], penalty)
+    with pytest.raises(ValueError, match="penalty"):
+        camera_aware_search(x, 12, camids, -1.0)
+
+
+def test_camera_options_need_camera_ids():
+    with pytest.raises(ValueError, match="camids"):
+        cluster_features(_groups(50, 8, 0), k1=10, k2=3, eps=0.6, min_samples=2, camera_means=True)
 
 
 def test_max_distance_keeps_only_close_pairs(single_thread):
@@ -146,6 +181,7 @@ def test_cc_config_and_bad_values_name_the_key():
     assert s.learner == "cc" and s.cc.eps == 0.5 and s.cc.min_samples == 3 and s.cc.k1 == 8  # smoke sets k1=8
     for override, key in [("cc.eps=1.0", "cc.eps"), ("cc.cluster_every=week", "cc.cluster_every"),
                           ("cc.k2=40", "cc.k2"), ("cc.instances=64", "cc.instances"), ("cc.nope=1", "cc.nope"),
+                          ("cc.camera_penalty=5", "cc.camera_penalty"), ("cc.camera_means=2", "cc.camera_means"),
                           ("learner=spcl", "learner")]:
         with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
             load_settings(["experiment=smoke", override])

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
+from reid_core.learners.camera import remove_camera_means
 from reid_core.learners.cc.jaccard import sparse_jaccard_distance
 
 LARGE_EDGE_IMAGES = 2000
@@ -71,12 +72,23 @@ def dbscan_labels(dist: sp.csr_matrix, eps: float, min_samples: int) -> np.ndarr
 
 
 def cluster_features(features: np.ndarray, *, k1: int, k2: int, eps: float, min_samples: int,
-                     backend: str = "auto") -> Clustering:
-    """Jaccard + DBSCAN on `features` (N, d) with a fixed min_samples."""
+                     backend: str = "auto", camids: np.ndarray | None = None, camera_means: bool = False,
+                     camera_penalty: float = 0.0) -> Clustering:
+    """Jaccard + DBSCAN on `features` (N, d) with a fixed min_samples.
+
+    Camera-aware options (camera ids only): ``camera_means`` removes each camera's mean
+    feature first; ``camera_penalty`` adds to the squared distance of two images of one
+    camera (see :func:`reid_core.learners.cc.jaccard.camera_aware_search`).
+    """
     import time
 
     t0 = time.perf_counter()
-    dist = sparse_jaccard_distance(features, k1, k2, max_distance=eps, backend=backend)
+    if (camera_means or camera_penalty) and camids is None:
+        raise ValueError("camera_means and camera_penalty need the images' camera ids (camids)")
+    if camera_means:
+        features = remove_camera_means(features, camids)
+    dist = sparse_jaccard_distance(features, k1, k2, max_distance=eps, backend=backend, camids=camids,
+                                   camera_penalty=camera_penalty)
     labels = dbscan_labels(dist, eps, min_samples)
     return Clustering(labels=labels, num_clusters=int(labels.max()) + 1, outliers=int((labels < 0).sum()),
                       min_samples=min_samples, seconds=time.perf_counter() - t0)

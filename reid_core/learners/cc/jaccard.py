@@ -38,6 +38,44 @@ def unit_rows(features: np.ndarray) -> np.ndarray:
     return x / np.maximum(norms, 1e-12)
 
 
+def camera_aware_search(x: np.ndarray, k: int, camids: np.ndarray, penalty: float,
+                        backend: str = "auto") -> tuple[np.ndarray, np.ndarray]:
+    """Each image's k nearest under d'(i, j) = |x_i - x_j|^2 + penalty [same camera, i != j].
+
+    The penalty lets an image's other-camera look-alikes into its neighbourhood, where
+    same-camera images (same background, light, viewpoint) would otherwise fill it.
+    Exact without an N x N array: the k nearest under d' lie among each camera's own
+    k nearest, so one search per camera's images (together one pass over the N x N
+    pairs) and a merge of at most (cameras x k) candidates per image. Camera ids only.
+
+    Returns
+    -------
+    sq_dist : (N, k) float32 plain squared distances, in d' order
+    rank : (N, k) int64, itself first
+    """
+    camids = np.asarray(camids)
+    if camids.shape != (len(x),):
+        raise ValueError(f"camids must have one entry per feature row ({len(x)}), got shape {camids.shape}")
+    if penalty < 0:
+        raise ValueError(f"the same-camera penalty must be >= 0, got {penalty}")
+    dists, ranks = [], []
+    for cam in np.unique(camids):
+        members = np.flatnonzero(camids == cam)
+        d, i = search_base(x, x[members], min(k, len(members)), backend=backend)
+        dists.append(d)
+        ranks.append(members[i])
+    sq_dist, rank = np.concatenate(dists, axis=1), np.concatenate(ranks, axis=1)
+    penalised = sq_dist + np.float32(penalty) * same_camera(rank, camids)
+    order = np.argsort(penalised, axis=1, kind="stable")[:, :k]
+    return np.take_along_axis(sq_dist, order, axis=1), np.take_along_axis(rank, order, axis=1)
+
+
+def same_camera(rank: np.ndarray, camids: np.ndarray) -> np.ndarray:
+    """(N, k) float32: 1 where rank[i, t] is another image of image i's camera, else 0."""
+    own = np.arange(len(rank))[:, None]
+    return ((camids[rank] == camids[:, None]) & (rank != own)).astype(np.float32)
+
+
 def initial_rank(x: np.ndarray, k1: int, backend: str = "auto") -> np.ndarray:
     """(N, k1) nearest images of each image, itself first (as cluster-contrast's faiss search)."""
     _, rank = search_base(x, x, k1, backend=backend)
@@ -114,13 +152,20 @@ def set_dots(x: np.ndarray, sets: sp.csr_matrix, rank: np.ndarray | None = None,
 
 
 def softmax_weights(x: np.ndarray, sets: sp.csr_matrix, rank: np.ndarray | None = None,
-                    sq_dist: np.ndarray | None = None) -> sp.csr_matrix:
-    """V: row i is softmax(-(2 - 2 x_i.x_j)) over j in E(i), zero elsewhere (step 4)."""
+                    sq_dist: np.ndarray | None = None, camids: np.ndarray | None = None,
+                    camera_penalty: float = 0.0) -> sp.csr_matrix:
+    """V: row i is softmax(-d'(i, j)) over j in E(i), zero elsewhere (step 4).
+
+    d'(i, j) = 2 - 2 x_i.x_j, plus ``camera_penalty`` when j is another image of i's camera.
+    """
     if np.any(np.diff(sets.indptr) == 0):
         raise ValueError("an image has an empty k-reciprocal set (its own k-NN list lacks it)")
     sets.sort_indices()
     rows = _row_ids(sets)
     logits = -(2.0 - 2.0 * set_dots(x, sets, rank, sq_dist))
+    if camera_penalty and camids is not None:
+        same = (camids[rows] == camids[sets.indices]) & (rows != sets.indices)
+        logits = logits - np.float32(camera_penalty) * same
     starts = sets.indptr[:-1]
     shifted = np.exp(logits - np.maximum.reduceat(logits, starts)[rows])
     weights = (shifted / np.add.reduceat(shifted, starts)[rows]).astype(np.float32)
@@ -191,12 +236,16 @@ def jaccard_from_weights(v_qe: sp.csr_matrix, max_distance: float = 1.0) -> sp.c
 
 
 def sparse_jaccard_distance(features: np.ndarray, k1: int = 30, k2: int = 6, max_distance: float = 1.0,
-                            backend: str = "auto", stats: dict | None = None) -> sp.csr_matrix:
+                            backend: str = "auto", stats: dict | None = None, camids: np.ndarray | None = None,
+                            camera_penalty: float = 0.0) -> sp.csr_matrix:
     """The k-reciprocal Jaccard distance of `features` (N, d) as a sparse CSR matrix.
 
     Missing entries are at distance 1. ``k1`` is cut to N and ``k2`` to ``k1`` on
     small edges. Features are L2-normalised first. ``stats`` (a dict) receives
-    ``search_s``, the seconds of the one k-NN search (the rest is our own work).
+    ``search_s``, the seconds of the k-NN search (the rest is our own work). With
+    ``camids`` and ``camera_penalty`` > 0 the squared distance between two images of one
+    camera grows by the penalty everywhere (neighbour lists and weights, see
+    :func:`camera_aware_search`).
     """
     import time
 
@@ -205,8 +254,14 @@ def sparse_jaccard_distance(features: np.ndarray, k1: int = 30, k2: int = 6, max
     x = unit_rows(features)
     k1 = min(k1, len(x))
     t0 = time.perf_counter()
-    sq_dist, rank = search_base(x, x, k1, backend=backend)  # itself first, as in the reference
+    aware = camids is not None and camera_penalty > 0
+    if aware:
+        camids = np.asarray(camids)
+        sq_dist, rank = camera_aware_search(x, k1, camids, camera_penalty, backend)
+    else:
+        sq_dist, rank = search_base(x, x, k1, backend=backend)  # itself first, as in the reference
     if stats is not None:
         stats["search_s"] = time.perf_counter() - t0
-    v = softmax_weights(x, expanded_sets(rank, k1), rank, sq_dist)
+    v = softmax_weights(x, expanded_sets(rank, k1), rank, sq_dist,
+                        camids if aware else None, camera_penalty if aware else 0.0)
     return jaccard_from_weights(query_expansion(v, rank, min(k2, k1)), max_distance)

@@ -19,8 +19,13 @@ def _k_reciprocal_neigh(rank: np.ndarray, i: int, k1: int) -> np.ndarray:
     return forward[np.where(backward == i)[0]]
 
 
-def dense_jaccard_distance(features: np.ndarray, k1: int = 30, k2: int = 6, backend: str = "auto") -> np.ndarray:
-    """(N, N) float32 Jaccard distance (1 where two images share nothing)."""
+def dense_jaccard_distance(features: np.ndarray, k1: int = 30, k2: int = 6, backend: str = "auto",
+                           camids: np.ndarray | None = None, camera_penalty: float = 0.0) -> np.ndarray:
+    """(N, N) float32 Jaccard distance (1 where two images share nothing).
+
+    With ``camids`` and ``camera_penalty`` the squared distance of two images of one camera
+    grows by the penalty (a dense argsort of the whole penalised matrix gives the ranks).
+    """
     import torch
     import torch.nn.functional as F
 
@@ -28,8 +33,16 @@ def dense_jaccard_distance(features: np.ndarray, k1: int = 30, k2: int = 6, back
     n = len(x_np)
     k1 = min(k1, n)
     k2 = min(k2, k1)
-    rank = initial_rank(x_np, k1, backend)  # the reference's faiss search: k1 columns, self first
     x = torch.from_numpy(x_np)
+    penalty = np.zeros((n, n), np.float32)
+    if camids is not None and camera_penalty:
+        camids = np.asarray(camids)
+        penalty = (camera_penalty * (camids[:, None] == camids[None, :])).astype(np.float32)
+        np.fill_diagonal(penalty, 0.0)
+        full = 2 - 2 * (x_np @ x_np.T) + penalty
+        rank = np.argsort(full, axis=1, kind="stable")[:, :k1]
+    else:
+        rank = initial_rank(x_np, k1, backend)  # the reference's faiss search: k1 columns, self first
     nn_k1 = [_k_reciprocal_neigh(rank, i, k1) for i in range(n)]
     nn_k1_half = [_k_reciprocal_neigh(rank, i, int(np.around(k1 / 2))) for i in range(n)]
     v = np.zeros((n, n), dtype=np.float32)
@@ -41,7 +54,8 @@ def dense_jaccard_distance(features: np.ndarray, k1: int = 30, k2: int = 6, back
             if len(np.intersect1d(cand, k_reciprocal)) > 2 / 3 * len(cand):
                 expansion = np.append(expansion, cand)
         expansion = np.unique(expansion)
-        dist = 2 - 2 * torch.mm(x[i].unsqueeze(0).contiguous(), x[expansion].t())
+        dist = 2 - 2 * torch.mm(x[i].unsqueeze(0).contiguous(), x[expansion].t()) + torch.from_numpy(
+            penalty[i, expansion]).unsqueeze(0)
         v[i, expansion] = F.softmax(-dist, dim=1).view(-1).numpy()
     if k2 != 1:
         v_qe = np.zeros_like(v)

@@ -63,7 +63,9 @@ class CCLearner(EdgeLearner):
         cc, which = self.cfg.cc, self.cfg.cluster.feature
         feats = self._features(model, which)
         embed = feats if which == "embed" or model.embed is None else self._features(model, "embed")
-        clustering = cluster_features(feats, k1=cc.k1, k2=cc.k2, eps=cc.eps, min_samples=self.min_samples)
+        clustering = cluster_features(feats, k1=cc.k1, k2=cc.k2, eps=cc.eps, min_samples=self.min_samples,
+                                      camids=self._camids(), camera_means=cc.camera_means,
+                                      camera_penalty=cc.camera_penalty)
         return clustering, embed, feats
 
     def train_round(self, arrays: Mapping[str, np.ndarray] | None, server_round: int,
