@@ -99,3 +99,6 @@ class CCConfig:
     dropout: float = 0.0  # embedding dropout while training (cluster-contrast has none)
     camera_means: bool = False  # cluster on features with each camera's mean removed (camera ids only)
     camera_penalty: float = 0.0  # added to the squared distance of two images of one camera before Jaccard
+    memory: str = "cluster"  # cluster (ClusterNCE, one centroid each) | camera (CAP-style camera-aware proxies)
+    hard_negatives: int = 50  # memory=camera: other pseudo-identities' proxies in the inter-camera loss
+    inter_camera_weight: float = 0.5  # memory=camera: weight of the inter-camera loss

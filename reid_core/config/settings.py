@@ -259,4 +259,8 @@ def _validate_cc(cc: CCConfig, image: ImageConfig) -> None:
     _require(isinstance(cc.camera_means, bool), "cc.camera_means", f"must be true or false, got {cc.camera_means!r}")
     _require(isinstance(cc.camera_penalty, (int, float)) and not isinstance(cc.camera_penalty, bool) and 0.0 <= cc.camera_penalty <= 4.0, "cc.camera_penalty",
              f"must be in [0, 4] (squared distances of unit features lie in [0, 4]), got {cc.camera_penalty!r}")
+    _require(cc.memory in ("cluster", "camera"), "cc.memory", f"choose cluster|camera, got {cc.memory!r}")
+    _require(isinstance(cc.hard_negatives, int) and cc.hard_negatives >= 1, "cc.hard_negatives",
+             f"must be an integer >= 1, got {cc.hard_negatives!r}")
+    _require(cc.inter_camera_weight >= 0, "cc.inter_camera_weight", f"must be >= 0, got {cc.inter_camera_weight!r}")
     _require(0.0 <= cc.dropout < 1.0, "cc.dropout", f"must be in [0, 1), got {cc.dropout!r}")

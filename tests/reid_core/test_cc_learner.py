@@ -58,3 +58,15 @@ def test_personalized_epoch_reads_the_cc_precision(edge_dir, tmp_path, single_th
     assert first["epochs"] == 1 and first["stopped-early"] == 0  # round 1 trains its fixed epochs
     _, later = edge.train_round(arrays, 2)
     assert later["precision"] > 0.01 and later["epochs"] == 1 and later["stopped-early"] == 1
+
+
+def test_camera_aware_edge_trains_on_one_proxy_per_pseudo_identity_and_camera(edge_dir, tmp_path, single_thread):
+    edge = _learner(edge_dir, tmp_path / "cam", "cc.memory=camera", "cc.camera_means=true", "cc.camera_penalty=0.3")
+    arrays, metrics = edge.train_round(None, 1)
+    cams, kept = edge._camids(), edge.labels >= 0
+    proxies = len(np.unique(edge.labels[kept] * (cams.max() + 1) + cams[kept]))
+    assert edge.memory.shape == (proxies, 128) and proxies > metrics["clusters-trained"] > 1  # some span 2 cameras
+    assert np.isfinite(metrics["train-loss"]) and 0 < metrics["precision"] <= 1
+    restarted = _learner(edge_dir, tmp_path / "cam", "cc.memory=camera", "cc.camera_means=true",
+                         "cc.camera_penalty=0.3")
+    assert restarted.round == 1 and np.array_equal(restarted.memory, edge.memory)

@@ -18,8 +18,6 @@ from torch import nn
 from reid_core.learners.batch_order import occurrence
 
 
-
-
 class ClusterMemory(nn.Module):
     """Centroids ``C`` (num_clusters, dim); ``loss`` + ``update`` per batch."""
 
@@ -65,15 +63,16 @@ class ClusterMemory(nn.Module):
                 int(labels.min()) < 0 or int(labels.max()) >= self.num_clusters)):
             raise ValueError(f"labels must be ({feats.shape[0]},) in [0, {self.num_clusters})")
 
-    def loss(self, feats: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """ClusterNCE of the (re-normalised) batch features; returns ``(loss, logits)``."""
+    def loss(self, feats: torch.Tensor, labels: torch.Tensor,
+             cams: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """ClusterNCE of the (re-normalised) batch features; returns ``(loss, logits)`` (cams unused)."""
         self._check(feats, labels)
         logits = F.normalize(feats, dim=1) @ self.centroids.t() / self.temperature
         return F.cross_entropy(logits, labels), logits
 
     @torch.no_grad()
-    def update(self, feats: torch.Tensor, labels: torch.Tensor) -> None:
-        """Momentum update in batch order (vectorised over first, second... occurrences of a label)."""
+    def update(self, feats: torch.Tensor, labels: torch.Tensor, cams: torch.Tensor | None = None) -> None:
+        """Momentum update in batch order (vectorised over first, second... occurrences of a label; cams unused)."""
         self._check(feats, labels)
         feats = F.normalize(feats.detach().to(self.centroids.dtype), dim=1)
         labels = labels.to(self.centroids.device)

@@ -18,6 +18,7 @@ from torch.utils.data import DataLoader
 
 from reid_core.config.schema import CCConfig, EarlyStopConfig, ImageConfig
 from reid_core.data.images import UnlabeledImageDataset, collate_skip_none
+from reid_core.learners.cc.camera_memory import CameraProxyMemory
 from reid_core.learners.cc.clustering import Clustering
 from reid_core.learners.cc.memory import ClusterMemory
 from reid_core.learners.cc.sampler import batches_per_epoch, pk_batches
@@ -54,6 +55,16 @@ def _seed(seed: int) -> tuple[torch.Generator, np.random.Generator]:
     return gen, np.random.default_rng(seed)
 
 
+def build_memory(cc: CCConfig, features: np.ndarray, labels: np.ndarray,
+                 camids: np.ndarray) -> ClusterMemory | CameraProxyMemory:
+    """The memory `cc.memory` names, built from one clustering (outliers left out)."""
+    if cc.memory == "camera":
+        return CameraProxyMemory.from_features(features, labels, camids, temperature=cc.temperature,
+                                               momentum=cc.momentum, hard_negatives=cc.hard_negatives,
+                                               inter_weight=cc.inter_camera_weight)
+    return ClusterMemory.from_features(features, labels, cc.temperature, cc.momentum)
+
+
 def train_cc_epochs(model: ReIDNet, paths: Sequence[str], camids: np.ndarray, relabel: Relabel, *,
                     max_epochs: int, cc: CCConfig, image_cfg: ImageConfig, stop_cfg: EarlyStopConfig,
                     device: torch.device, seed: int, desc: str = "cc") -> CCTrainResult:
@@ -77,10 +88,9 @@ def train_cc_epochs(model: ReIDNet, paths: Sequence[str], camids: np.ndarray, re
             clustering, centroid_feats, feats = relabel(model)
             memory = None
             if clustering.num_clusters > 0:
-                memory = ClusterMemory.from_features(centroid_feats, clustering.labels, cc.temperature,
-                                                     cc.momentum).to(device)
+                memory = build_memory(cc, centroid_feats, clustering.labels, camids).to(device)
             cluster_s += time.perf_counter() - t0
-            labels_t = torch.as_tensor(clustering.labels)
+            labels_t, cams_t = torch.as_tensor(clustering.labels), torch.as_tensor(np.asarray(camids, np.int64))
         tot_loss, tot_n, tot_correct = 0.0, 0, 0
         if memory is not None:
             kept = int((clustering.labels >= 0).sum())
@@ -94,13 +104,13 @@ def train_cc_epochs(model: ReIDNet, paths: Sequence[str], camids: np.ndarray, re
                 if batch is None:
                     continue
                 images, _, index = batch
-                images, targets = images.to(device), labels_t[index].to(device)
+                images, targets, cams = images.to(device), labels_t[index].to(device), cams_t[index].to(device)
                 embedding, _pooled = model(images)
-                loss, logits = memory.loss(embedding, targets)
+                loss, logits = memory.loss(embedding, targets, cams)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
-                memory.update(embedding.detach(), targets)
+                memory.update(embedding.detach(), targets, cams)
                 correct, size = memory.precision(logits.detach(), targets)
                 stopper.update_batch(correct, size, float(loss.item()))
                 tot_loss += float(loss.item()) * size
