@@ -1,4 +1,4 @@
-"""Batch-order helper shared by the learners' memories (their updates replay a batch in order)."""
+"""Batch-order helpers shared by the learners' memories (their updates replay a batch in order)."""
 
 from __future__ import annotations
 
@@ -16,3 +16,17 @@ def occurrence(labels: torch.Tensor) -> torch.Tensor:
     out = torch.empty_like(positions)
     out[order] = positions - first_of_run
     return out
+
+
+def momentum_update_in_order(table: torch.Tensor, slots: torch.Tensor, feats: torch.Tensor, momentum: float) -> None:
+    """``table[s] <- normalise(m table[s] + (1 - m) f)`` for each (slot, feature) in batch order, in place.
+
+    Vectorised over first, second... occurrences of a slot: one sample after the other,
+    as cluster-contrast does inside its autograd backward. `feats` are unit rows.
+    """
+    occ = occurrence(slots)
+    for k in range(int(occ.max()) + 1 if len(slots) else 0):
+        pick = occ == k
+        rows = slots[pick]
+        moved = momentum * table[rows] + (1.0 - momentum) * feats[pick]
+        table[rows] = torch.nn.functional.normalize(moved, dim=1)

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from reid_core.learners.batch_order import occurrence
+from reid_core.learners.batch_order import momentum_update_in_order
 
 
 class CameraProxyMemory(nn.Module):
@@ -117,12 +117,7 @@ class CameraProxyMemory(nn.Module):
             raise ValueError("camera-aware proxies need each image's camera id")
         ids = self.proxy_ids(labels.to(self.lookup.device), cams.to(self.lookup.device))
         feats = F.normalize(feats.detach().to(self.proxies.dtype), dim=1)
-        occ = occurrence(ids)
-        for k in range(int(occ.max()) + 1 if len(ids) else 0):
-            pick = occ == k
-            slots = ids[pick]
-            moved = self.momentum * self.proxies[slots] + (1.0 - self.momentum) * feats[pick]
-            self.proxies[slots] = F.normalize(moved, dim=1)
+        momentum_update_in_order(self.proxies, ids, feats, self.momentum)
 
     def precision(self, logits: torch.Tensor, labels: torch.Tensor) -> tuple[int, int]:
         """(images whose most similar proxy belongs to their pseudo-identity, batch size): PE's signal."""

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from reid_core.learners.batch_order import occurrence
+from reid_core.learners.batch_order import momentum_update_in_order
 
 
 class ClusterMemory(nn.Module):
@@ -75,13 +75,7 @@ class ClusterMemory(nn.Module):
         """Momentum update in batch order (vectorised over first, second... occurrences of a label; cams unused)."""
         self._check(feats, labels)
         feats = F.normalize(feats.detach().to(self.centroids.dtype), dim=1)
-        labels = labels.to(self.centroids.device)
-        occ = occurrence(labels)
-        for k in range(int(occ.max()) + 1 if len(labels) else 0):
-            pick = occ == k
-            slots = labels[pick]
-            moved = self.momentum * self.centroids[slots] + (1.0 - self.momentum) * feats[pick]
-            self.centroids[slots] = F.normalize(moved, dim=1)
+        momentum_update_in_order(self.centroids, labels.to(self.centroids.device), feats, self.momentum)
 
     @staticmethod
     def precision(logits: torch.Tensor, labels: torch.Tensor) -> tuple[int, int]:
