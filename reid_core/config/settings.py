@@ -70,6 +70,7 @@ class Settings:
     overrides: tuple[str, ...] = field(default=())
     learner: str = "buc"
     cc: CCConfig = field(default_factory=CCConfig)
+    pseudo_cameras: tuple[str, ...] = ()  # clients whose camera ids are not real cameras (data.pseudo_cameras)
 
     def client_dir(self, name: str) -> str:
         """Data folder of one simulated client."""
@@ -81,6 +82,12 @@ class Settings:
         if n is None:
             return self.cluster
         return ClusterConfig(**{**self.cluster.__dict__, "num_identities": int(n)})
+
+    def cc_for(self, client: str) -> CCConfig:
+        """CCConfig of one client: its camera-aware options are off where its camera ids are not real cameras."""
+        if client not in self.pseudo_cameras:
+            return self.cc
+        return CCConfig(**{**self.cc.__dict__, "camera_means": False, "camera_penalty": 0.0, "memory": "cluster"})
 
 
 def parse_overrides(text: str | Sequence[str] | None) -> list[str]:
@@ -166,6 +173,7 @@ def settings_from_cfg(cfg: Any, overrides: tuple[str, ...] = (), base_dir: str |
         synth_preset=c["data"].get("synth_preset"),
         synth_seed=int(c["data"].get("synth_seed", 0)),
         num_identities=dict(c["data"].get("num_identities") or {}),
+        pseudo_cameras=tuple(c["data"].get("pseudo_cameras") or ()),
         model=_build(ModelConfig, c["model"], "model", {"weights": weights}),
         image=_build(ImageConfig, c["image"], "image"),
         train=_build(TrainConfig, c["train"], "train", {"seed": c["seed"]}),
@@ -232,6 +240,8 @@ def validate(s: Settings, check_data: bool = True) -> None:
     _validate_cc(s.cc, s.image)
     _require(len(s.clients) >= 1, "data.clients", "needs at least one client")
     _require(len(set(s.clients)) == len(s.clients), "data.clients", "client names must be unique")
+    _require(all(isinstance(name, str) and name for name in s.pseudo_cameras), "data.pseudo_cameras",
+             f"must be a list of client names, got {list(s.pseudo_cameras)!r}")
     for name, n in s.num_identities.items():
         _require(isinstance(n, int) and n >= 1, f"data.num_identities.{name}", "must be an integer >= 1")
     if check_data and not s.synth_preset:

@@ -29,7 +29,7 @@ def learner_from_settings(settings: Settings, name: str, data_dir: str, state_di
     """The configured learner of client `name`, with its operator-known #identities if any."""
     cfg = LearnerConfig(model=settings.model, image=settings.image, train=settings.train,
                         early_stop=settings.early_stop, cluster=settings.cluster_for(name),
-                        total_rounds=settings.rounds, cc=settings.cc)
+                        total_rounds=settings.rounds, cc=settings.cc_for(name))
     return make_learner(settings.learner, name, data_dir, cfg, state_dir)
 
 

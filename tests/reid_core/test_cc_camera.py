@@ -93,3 +93,14 @@ def test_camera_means_and_penalty_join_the_cameras_of_one_person(single_thread):
 
     assert joined(aware.labels) > joined(plain.labels)
     assert joined(aware.labels) >= 15
+
+
+def test_camera_options_are_off_on_clients_without_real_cameras():
+    s = load_settings(["experiment=smoke", "cc.memory=camera", "cc.camera_means=true", "cc.camera_penalty=0.3",
+                       "data.pseudo_cameras=[edge_b]"])
+    on, off = s.cc_for("edge_a"), s.cc_for("edge_b")
+    assert (on.memory, on.camera_means, on.camera_penalty) == ("camera", True, 0.3)
+    assert (off.memory, off.camera_means, off.camera_penalty) == ("cluster", False, 0.0) and off.k1 == on.k1
+    assert load_settings(["experiment=real_cpu"], check_data=False).pseudo_cameras == ("ilids",)
+    with pytest.raises(ConfigError, match=r"data\.pseudo_cameras"):
+        load_settings(["experiment=smoke", "data.pseudo_cameras=[1]"])
