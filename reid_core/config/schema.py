@@ -94,7 +94,8 @@ class CCConfig:
     lr: float = 3.5e-4  # Adam
     weight_decay: float = 5e-4
     instances: int = 4  # K images per pseudo-identity in a batch (P = image.batch_size // K)
-    iters: int = 0  # batches per epoch; 0 = one pass over the clustered images
+    iters: int = 0  # batches per epoch; 0 = one pass (see epoch_size)
+    epoch_size: str = "clustered"  # iters=0: one pass over the clustered images | all (every image: BUC's steps)
     erasing: float = 0.5  # random erasing probability
     dropout: float = 0.0  # embedding dropout while training (cluster-contrast has none)
     camera_means: bool = False  # cluster on features with each camera's mean removed (camera ids only)

@@ -265,6 +265,7 @@ def _validate_cc(cc: CCConfig, image: ImageConfig) -> None:
     _require(isinstance(cc.instances, int) and 1 <= cc.instances <= image.batch_size, "cc.instances",
              f"must be an integer in 1..image.batch_size ({image.batch_size}), got {cc.instances!r}")
     _require(isinstance(cc.iters, int) and cc.iters >= 0, "cc.iters", "must be an integer >= 0 (0 = one pass)")
+    _require(cc.epoch_size in ("clustered", "all"), "cc.epoch_size", f"choose clustered|all, got {cc.epoch_size!r}")
     _require(0.0 <= cc.erasing <= 1.0, "cc.erasing", f"must be in [0, 1], got {cc.erasing!r}")
     _require(isinstance(cc.camera_means, bool), "cc.camera_means", f"must be true or false, got {cc.camera_means!r}")
     _require(isinstance(cc.camera_penalty, (int, float)) and not isinstance(cc.camera_penalty, bool) and 0.0 <= cc.camera_penalty <= 4.0, "cc.camera_penalty",

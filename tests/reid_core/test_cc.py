@@ -182,6 +182,7 @@ def test_cc_config_and_bad_values_name_the_key():
     for override, key in [("cc.eps=1.0", "cc.eps"), ("cc.cluster_every=week", "cc.cluster_every"),
                           ("cc.k2=40", "cc.k2"), ("cc.instances=64", "cc.instances"), ("cc.nope=1", "cc.nope"),
                           ("cc.camera_penalty=5", "cc.camera_penalty"), ("cc.camera_means=2", "cc.camera_means"),
+                          ("cc.epoch_size=half", "cc.epoch_size"),
                           ("learner=spcl", "learner")]:
         with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
             load_settings(["experiment=smoke", override])

@@ -70,3 +70,22 @@ def test_camera_aware_edge_trains_on_one_proxy_per_pseudo_identity_and_camera(ed
     restarted = _learner(edge_dir, tmp_path / "cam", "cc.memory=camera", "cc.camera_means=true",
                          "cc.camera_penalty=0.3")
     assert restarted.round == 1 and np.array_equal(restarted.memory, edge.memory)
+
+
+def test_epoch_size_all_trains_as_many_batches_as_a_pass_over_every_image(edge_dir, tmp_path, single_thread):
+    from reid_core.learners.cc import trainer
+
+    seen = {}
+    real = trainer.pk_batches
+
+    def counting(labels, camids, p, k, num_batches, rng):
+        seen.setdefault("calls", []).append((int((labels >= 0).sum()), len(labels), p * k, num_batches))
+        return real(labels, camids, p, k, num_batches, rng)
+
+    trainer.pk_batches = counting
+    try:
+        _learner(edge_dir, tmp_path / "all", "cc.epoch_size=all", "cc.eps=0.4")  # eps 0.4: some outliers.train_round(None, 1)
+    finally:
+        trainer.pk_batches = real
+    (clustered, total, batch, batches), = seen["calls"]
+    assert clustered < total and batches == -(-total // batch)  # outliers count toward the pass

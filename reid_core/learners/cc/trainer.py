@@ -93,9 +93,10 @@ def train_cc_epochs(model: ReIDNet, paths: Sequence[str], camids: np.ndarray, re
             labels_t, cams_t = torch.as_tensor(clustering.labels), torch.as_tensor(np.asarray(camids, np.int64))
         tot_loss, tot_n, tot_correct = 0.0, 0, 0
         if memory is not None:
-            kept = int((clustering.labels >= 0).sum())
+            # epoch_size=all: as many batches as a pass over every image (BUC's steps, whatever the outliers)
+            images = int((clustering.labels >= 0).sum()) if cc.epoch_size == "clustered" else len(clustering.labels)
             batches = pk_batches(clustering.labels, camids, p, cc.instances,
-                                 batches_per_epoch(kept, p * cc.instances, cc.iters), rng)
+                                 batches_per_epoch(images, p * cc.instances, cc.iters), rng)
             loader = DataLoader(dataset, batch_sampler=[b.tolist() for b in batches],
                                 num_workers=image_cfg.num_workers, worker_init_fn=faiss_worker_init,
                                 collate_fn=collate_skip_none, generator=gen)
