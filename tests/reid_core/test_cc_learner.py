@@ -84,7 +84,8 @@ def test_epoch_size_all_trains_as_many_batches_as_a_pass_over_every_image(edge_d
 
     trainer.pk_batches = counting
     try:
-        _learner(edge_dir, tmp_path / "all", "cc.epoch_size=all", "cc.eps=0.4")  # eps 0.4: some outliers.train_round(None, 1)
+        edge = _learner(edge_dir, tmp_path / "all", "cc.epoch_size=all", "cc.eps=0.4")  # eps 0.4: some outliers
+        edge.train_round(None, 1)
     finally:
         trainer.pk_batches = real
     (clustered, total, batch, batches), = seen["calls"]
