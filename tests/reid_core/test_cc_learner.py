@@ -72,7 +72,8 @@ def test_camera_aware_edge_trains_on_one_proxy_per_pseudo_identity_and_camera(ed
     assert restarted.round == 1 and np.array_equal(restarted.memory, edge.memory)
 
 
-def test_epoch_size_all_trains_as_many_batches_as_a_pass_over_every_image(edge_dir, tmp_path, single_thread):
+def test_epoch_size_all_trains_as_many_batches_as_a_pass_over_every_image(edge_dir, tmp_path, single_thread,
+                                                                          monkeypatch):
     from reid_core.learners.cc import trainer
 
     seen = {}
@@ -82,11 +83,7 @@ def test_epoch_size_all_trains_as_many_batches_as_a_pass_over_every_image(edge_d
         seen.setdefault("calls", []).append((int((labels >= 0).sum()), len(labels), p * k, num_batches))
         return real(labels, camids, p, k, num_batches, rng)
 
-    trainer.pk_batches = counting
-    try:
-        edge = _learner(edge_dir, tmp_path / "all", "cc.epoch_size=all", "cc.eps=0.4")  # eps 0.4: some outliers
-        edge.train_round(None, 1)
-    finally:
-        trainer.pk_batches = real
+    monkeypatch.setattr(trainer, "pk_batches", counting)
+    _learner(edge_dir, tmp_path / "all", "cc.epoch_size=all", "cc.eps=0.4").train_round(None, 1)  # some outliers
     (clustered, total, batch, batches), = seen["calls"]
     assert clustered < total and batches == -(-total // batch)  # outliers count toward the pass
