@@ -40,8 +40,11 @@ def _relabel(edge, pid_of):
 
 @pytest.mark.parametrize("options", [(), ("pc.camera_normalize=true", "train.local_bn=true"),
                                      pytest.param(("learner=cc", "cc.k1=8", "cc.k2=3"),
-                                                  marks=pytest.mark.slow)],  # ~80 s on 2 busy cores
-                         ids=["paper", "camera-aware", "cc"])
+                                                  marks=pytest.mark.slow),  # ~80 s on 2 busy cores
+                                     pytest.param(("learner=cc", "cc.k1=8", "cc.k2=3", "cc.camera_means=true",
+                                                   "cc.camera_penalty=0.3", "cc.memory=camera", "cc.epoch_size=all"),
+                                                  marks=pytest.mark.slow)],
+                         ids=["paper", "camera-aware", "cc", "cc-camera-aware"])
 def test_shuffled_training_identities_give_identical_models_and_labels(smoke_root: Path, tmp_path: Path,
                                                                       monkeypatch: pytest.MonkeyPatch, options):
     from reid_core.data import market
