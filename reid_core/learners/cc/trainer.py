@@ -81,6 +81,7 @@ def train_cc_epochs(model: ReIDNet, paths: Sequence[str], camids: np.ndarray, re
     model.dropout.p = cc.dropout
     p = max(1, image_cfg.batch_size // cc.instances)
     clustering = memory = feats = None
+    cams_t = torch.as_tensor(np.asarray(camids, np.int64))  # the cameras never change within a round
     seen, last_loss, last_prec, cluster_s = 0, float("nan"), 0.0, 0.0
     for epoch in range(max_epochs):
         if epoch == 0 or cc.cluster_every == "epoch":
@@ -90,13 +91,13 @@ def train_cc_epochs(model: ReIDNet, paths: Sequence[str], camids: np.ndarray, re
             if clustering.num_clusters > 0:
                 memory = build_memory(cc, centroid_feats, clustering.labels, camids).to(device)
             cluster_s += time.perf_counter() - t0
-            labels_t, cams_t = torch.as_tensor(clustering.labels), torch.as_tensor(np.asarray(camids, np.int64))
+            labels_t = torch.as_tensor(clustering.labels)
         tot_loss, tot_n, tot_correct = 0.0, 0, 0
         if memory is not None:
             # epoch_size=all: as many batches as a pass over every image (BUC's steps, whatever the outliers)
-            images = int((clustering.labels >= 0).sum()) if cc.epoch_size == "clustered" else len(clustering.labels)
+            pass_images = int((clustering.labels >= 0).sum()) if cc.epoch_size == "clustered" else len(camids)
             batches = pk_batches(clustering.labels, camids, p, cc.instances,
-                                 batches_per_epoch(images, p * cc.instances, cc.iters), rng)
+                                 batches_per_epoch(pass_images, p * cc.instances, cc.iters), rng)
             loader = DataLoader(dataset, batch_sampler=[b.tolist() for b in batches],
                                 num_workers=image_cfg.num_workers, worker_init_fn=faiss_worker_init,
                                 collate_fn=collate_skip_none, generator=gen)
