@@ -104,3 +104,19 @@ def test_camera_options_are_off_on_clients_without_real_cameras():
     assert load_settings(["experiment=real_cpu"], check_data=False).pseudo_cameras == ("ilids",)
     with pytest.raises(ConfigError, match=r"data\.pseudo_cameras"):
         load_settings(["experiment=smoke", "data.pseudo_cameras=[1]"])
+
+
+CC_MEASURED = ["cc.k1=10", "cc.camera_means=true", "cc.camera_penalty=0.3", "cc.memory=camera", "cc.epoch_size=all"]
+
+
+@pytest.mark.parametrize("learner", ["buc", "cc"])
+def test_real_cpu_cc_is_real_cpu_with_the_measured_cc_options(learner):
+    """experiment=real_cpu_cc = experiment=real_cpu + the documented cc overrides, nothing else:
+    its BUC rows are real_cpu's, so both learners share one schedule in one ablation."""
+    import dataclasses
+    with_file = load_settings(["experiment=real_cpu_cc", f"learner={learner}"], check_data=False)
+    by_hand = load_settings(["experiment=real_cpu", f"learner={learner}", *CC_MEASURED], check_data=False)
+    differ = {f.name for f in dataclasses.fields(with_file)
+              if getattr(with_file, f.name) != getattr(by_hand, f.name)}
+    assert differ == {"experiment", "run_dir", "overrides"}
+    assert with_file.cc.memory == "camera" and with_file.cc_for("ilids").memory == "cluster"
