@@ -6,7 +6,10 @@ included) split into Jaccard and DBSCAN, that inner k-NN search's own time (``sr
 ``extra s`` = our time outside it, robust to other processes' load), the dense cluster-contrast-style reference
 (:func:`reid_core.learners.cc.jaccard_reference.dense_jaccard_distance` + DBSCAN on the
 dense matrix) where it fits, whether the labels are identical, and the peak RSS increase
-of each beyond the features.
+of each beyond the features. With ``--camera-penalty P --cameras C`` (learner=cc's
+``cc.camera_penalty``) every image gets one of C camera ids and both our step and the dense
+reference add P to same-camera squared distances: our search is then one k-NN search per
+camera's images, merged (``jaccard.camera_aware_search``).
 """
 
 from __future__ import annotations
@@ -27,22 +30,25 @@ HEADER = (f"{'N':>6} {'feat MB':>7} | {'knn s':>6} {'ours s':>6} {'ours/knn':>8}
           f"{'dense/ours':>10} {'dense MB':>8} {'=dense':>6}")
 
 
-def _ours(features: np.ndarray, k1: int, k2: int, eps: float, min_samples: int) -> dict[str, Any]:
+def _ours(features: np.ndarray, k1: int, k2: int, eps: float, min_samples: int,
+          camids: np.ndarray | None = None, penalty: float = 0.0) -> dict[str, Any]:
     t0 = time.perf_counter()
     stats: dict = {}
-    dist = sparse_jaccard_distance(features, k1, k2, max_distance=eps, stats=stats)
+    dist = sparse_jaccard_distance(features, k1, k2, max_distance=eps, stats=stats, camids=camids,
+                                   camera_penalty=penalty)
     t1 = time.perf_counter()
     labels = dbscan_labels(dist, eps, min_samples)
     return {"labels": labels, "jaccard_s": t1 - t0, "dbscan_s": time.perf_counter() - t1, "pairs": dist.nnz,
             "search_s": stats["search_s"]}
 
 
-def _dense(features: np.ndarray, k1: int, k2: int, eps: float, min_samples: int) -> np.ndarray:
+def _dense(features: np.ndarray, k1: int, k2: int, eps: float, min_samples: int,
+           camids: np.ndarray | None = None, penalty: float = 0.0) -> np.ndarray:
     from sklearn.cluster import DBSCAN
 
     from reid_core.learners.cc.jaccard_reference import dense_jaccard_distance
 
-    dist = dense_jaccard_distance(features, k1, k2)
+    dist = dense_jaccard_distance(features, k1, k2, camids=camids, camera_penalty=penalty)
     return DBSCAN(eps=eps, min_samples=min_samples, metric="precomputed").fit_predict(dist)
 
 
@@ -51,6 +57,8 @@ def bench_cc_size(num_images: int, dim: int, args: argparse.Namespace) -> dict[s
     from reid_core.experiments.bench.clustering import clustered_features, measure
 
     features, _ = clustered_features(num_images, dim, seed=args.seed)
+    camids = bench_camids(num_images, args)
+    aware = {"camids": camids, "penalty": args.camera_penalty}
     row: dict[str, Any] = {"N": num_images, "feat_mb": features.nbytes / 2**20}
     knn_times, ours_times = [], []
     for _ in range(args.repeat):  # interleaved, so contention hits both alike
@@ -58,7 +66,7 @@ def bench_cc_size(num_images: int, dim: int, args: argparse.Namespace) -> dict[s
             _, seconds, row["knn_mb"] = measure(lambda: search_base(features, features, args.k1,
                                                                     backend=resolve_backend("auto")))
             knn_times.append(seconds)
-        ours, seconds, row["ours_mb"] = measure(lambda: _ours(features, args.k1, args.k2, args.eps, args.min_samples))
+        ours, seconds, row["ours_mb"] = measure(lambda: _ours(features, args.k1, args.k2, args.eps, args.min_samples, **aware))
         ours_times.append(seconds)
     row.update(knn_s=min(knn_times) if knn_times else None, ours_s=min(ours_times), jaccard_s=ours["jaccard_s"],
                search_s=ours["search_s"], extra_s=min(ours_times) - ours["search_s"],
@@ -68,11 +76,18 @@ def bench_cc_size(num_images: int, dim: int, args: argparse.Namespace) -> dict[s
     row["ratio_search"] = row["ours_s"] / row["search_s"]  # the same k-NN pass, timed inside our call
     if num_images <= args.dense_max:
         dense, row["dense_s"], row["dense_mb"] = measure(
-            lambda: _dense(features, args.k1, args.k2, args.eps, args.min_samples))
+            lambda: _dense(features, args.k1, args.k2, args.eps, args.min_samples, **aware))
         row["dense_ratio"] = row["dense_s"] / row["ours_s"]
         row["same_as_dense"] = bool(np.array_equal(ours["labels"], dense))
     print(format_cc_row(row), flush=True)
     return row
+
+
+def bench_camids(num_images: int, args: argparse.Namespace) -> np.ndarray | None:
+    """Random camera ids in [0, --cameras) when a camera penalty is timed, else None."""
+    if not args.camera_penalty:
+        return None
+    return np.random.default_rng(args.seed + 1).integers(0, args.cameras, num_images)
 
 
 def format_cc_row(row: dict[str, Any]) -> str:
@@ -89,7 +104,9 @@ def format_cc_row(row: dict[str, Any]) -> str:
 
 def run_cc(sizes: list[int], args: argparse.Namespace) -> list[dict[str, Any]]:
     print(f"\nlearner=cc: sparse Jaccard (k1={args.k1}, k2={args.k2}) + DBSCAN (eps={args.eps}, "
-          f"min_samples={args.min_samples}) vs one FAISS k-NN pass (k={args.k1}) and the dense reference; "
+          f"min_samples={args.min_samples}"
+          + (f", same-camera penalty {args.camera_penalty} over {args.cameras} cameras" if args.camera_penalty else "")
+          + ") vs one FAISS k-NN pass (k={args.k1}) and the dense reference; "
           f"'ours s' includes its own k-NN pass; MB = peak RSS increase")
     warm = np.random.default_rng(0).standard_normal((200, 16)).astype(np.float32)
     _ours(warm, 10, 3, args.eps, 2)  # imports (scipy, scikit-learn) out of the timings

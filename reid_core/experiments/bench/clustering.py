@@ -3,7 +3,8 @@
 With ``--learner cc`` (or ``all``, the default) also learner=cc's Jaccard + DBSCAN step
 (:mod:`reid_core.experiments.bench.cc_clustering`).
 
-Run: ``fedureid bench clustering [--sizes 2000 12936] [--large] [--skip-original] [--learner buc|cc|all]``
+Run: ``fedureid bench clustering [--sizes 2000 12936] [--large] [--skip-original] [--learner buc|cc|all]
+[--camera-penalty 0.3 --cameras 6]``
 (or ``python -m reid_core.experiments.bench.clustering``). Every number in a row comes from
 the same run on the same features: one exact FAISS k-NN pass (k=20), our merge at
 the first round (singletons) and at a later round (clusters of 2-10 images), the
@@ -245,7 +246,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--min-samples", type=int, default=4, help="cc: DBSCAN min_samples")
     parser.add_argument("--no-knn-pass", action="store_true",
                         help="cc: skip the separate k-NN pass (the one inside our step is still timed)")
+    parser.add_argument("--camera-penalty", type=float, default=0.0,
+                        help="cc: + this to same-camera squared distances (cc.camera_penalty), random camera ids")
+    parser.add_argument("--cameras", type=int, default=6, help="cc: camera count with --camera-penalty (Market: 6)")
     args = parser.parse_args(argv)
+    if args.camera_penalty < 0 or args.cameras < 1:
+        parser.error(f"--camera-penalty must be >= 0 and --cameras >= 1, got {args.camera_penalty}, {args.cameras}")
     sizes = list(args.sizes) + ([50000] if args.large else [])
     import torch  # imported before timing so the original style's first run is fair
 
