@@ -4,7 +4,9 @@ From the ablation's per-seed results (variant -> metrics.json) this computes, me
 seeds: each variant's client-mean rank-1 per round (round 0 = the untrained network), its
 best round and how far the final round fell from it (erosion); and whether FedUReID is
 above the untrained network on every client, above the baseline (mean and per client) and
-above standalone training on every client. Pure functions on the metrics dicts.
+above standalone training on every client; with the cluster-contrast rows, the same for
+cc_fedureid and issue #13's comparison of the two learners (mAP ratio, wall time). Pure
+functions on the metrics dicts.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ Results = Mapping[str, Mapping[str, Any]]  # variant -> metrics.json of one seed
 
 EROSION_LIMIT = 1.0  # points of mean rank-1 the final round may lie below the best round
 MIN_CLIENTS_ABOVE_BASELINE = 3 / 4  # share of clients where FedUReID's rank-1 must beat the baseline's
+CC_MAP_RATIO = 1.5  # issue #13: cc_fedureid's mean mAP over BUC FedUReID's
+CC_TIME_TOLERANCE = 0.10  # issue #13: the same time budget as BUC FedUReID, within 10%
 
 
 def _nanmean(values: Sequence[float]) -> float:
@@ -114,6 +118,28 @@ def learning_checks(per_seed: Mapping[int, Results], clients: Sequence[str], rou
         drop = max(trained) - trained[-1]
         rows.append((f"no erosion: final mean rank-1 within {EROSION_LIMIT:g} point of the best round",
                      f"final {trained[-1]:.1f}, best {max(trained):.1f}", drop <= EROSION_LIMIT))
+    return rows
+
+
+def wall_seconds(metrics: Mapping[str, Any]) -> float:
+    """A run's wall time: the simulation's (federated) or the summed standalone runs'."""
+    return float(metrics.get("wall_s_simulate", metrics.get("wall_s", math.nan)))
+
+
+def learner_checks(per_seed: Mapping[int, Results], clients: Sequence[str],
+                   buc: str = "fedureid", cc: str = "cc_fedureid") -> list[tuple[str, str, bool | None]]:
+    """Issue #13's bar for the cluster-contrast learner against BUC FedUReID, means over seeds:
+    mean mAP at least CC_MAP_RATIO x BUC's, at a wall time within CC_TIME_TOLERANCE above BUC's."""
+    have = {v for r in per_seed.values() for v in r}
+    if cc not in have or buc not in have:
+        return []
+    a, b = (_nanmean([seed_mean(per_seed, v, c, "mAP") for c in clients]) for v in (cc, buc))
+    rows: list[tuple[str, str, bool | None]] = [
+        (f"{cc} mean mAP at least {CC_MAP_RATIO:g}x {buc}'s", f"{a:.1f} vs {b:.1f} ({a / b:.2f}x)",
+         a >= CC_MAP_RATIO * b)]
+    ta, tb = (_nanmean([wall_seconds(r[v]) for r in per_seed.values() if v in r]) for v in (cc, buc))
+    rows.append((f"{cc} wall time at most {buc}'s + {CC_TIME_TOLERANCE:.0%}", f"{ta:.0f} s vs {tb:.0f} s "
+                 f"({ta / tb:.2f}x)", None if math.isnan(ta / tb) else ta <= (1 + CC_TIME_TOLERANCE) * tb))
     return rows
 
 

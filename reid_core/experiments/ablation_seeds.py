@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from reid_core.experiments.ablation import AblationPlan
-from reid_core.experiments.ablation_checks import checks_markdown, curves_markdown, learning_checks
+from reid_core.experiments.ablation_checks import checks_markdown, curves_markdown, learner_checks, learning_checks
 from reid_core.experiments.ablation_report import METRIC_LABELS, compute_seconds, total_epochs, write_table_files
 from reid_core.experiments.diagnostics_report import diagnostics_over_seeds
 
@@ -130,7 +130,9 @@ def write_seed_summary(run_dir: Path, per_seed: Mapping[int, Results], clients: 
     if rounds:
         md += ["## Mean rank-1 over clients per round (mean over seeds)", "",
                curves_markdown(per_seed, clients, rounds), ""]
-        checks = learning_checks(per_seed, clients, rounds)
+        checks = [*learning_checks(per_seed, clients, rounds),
+                  *learning_checks(per_seed, clients, rounds, "cc_fedureid", "cc_baseline", "cc_standalone"),
+                  *learner_checks(per_seed, clients)]
         if checks:
             md += ["## Learning checks", "", checks_markdown(checks), ""]
     diagnostics = diagnostics_over_seeds(per_seed, clients)

@@ -7,6 +7,7 @@ import math
 from reid_core.experiments.ablation_checks import (
     checks_markdown,
     curves_markdown,
+    learner_checks,
     learning_checks,
     round_curve,
     round_value,
@@ -67,3 +68,20 @@ def test_missing_variants_are_said_not_guessed() -> None:
     assert ("fedureid above baseline", "baseline not run", None) in rows
     assert "| - |" in checks_markdown(rows)
     assert learning_checks({0: {"baseline": run({"a": [1, 2]})}}, ["a"], 1) == []
+
+
+def test_cc_rows_get_their_own_checks_and_the_learner_bar() -> None:
+    """cc_fedureid is checked against cc_baseline / cc_standalone, and against BUC FedUReID
+    for issue #13's bar: mean mAP >= 1.5x at a wall time at most 10% above."""
+    buc = dict(run({"a": [10, 20, 20], "b": [0, 4, 4]}), wall_s_simulate=1000.0)  # mean mAP (10 + 2) / 2 = 6
+    cc = dict(run({"a": [10, 30, 30], "b": [0, 6, 6]}), wall_s_simulate=1050.0)  # (15 + 3) / 2 = 9 = 1.5x
+    seed = {"fedureid": buc, "cc_fedureid": cc, "cc_standalone": dict(run({"a": [10, 25, 25], "b": [0, 7, 7]}))}
+    rows = {check: (measured, ok) for check, measured, ok in learner_checks({0: seed}, ["a", "b"])}
+    assert rows["cc_fedureid mean mAP at least 1.5x fedureid's"] == ("9.0 vs 6.0 (1.50x)", True)
+    assert rows["cc_fedureid wall time at most fedureid's + 10%"] == ("1050 s vs 1000 s (1.05x)", True)
+    slow = dict(seed, cc_fedureid=dict(cc, wall_s_simulate=1200.0))
+    assert [ok for _, _, ok in learner_checks({0: slow}, ["a", "b"])] == [True, False]
+    cc_rows = {c: (m, ok) for c, m, ok in learning_checks({0: seed}, ["a", "b"], 2, "cc_fedureid", "cc_baseline",
+                                                          "cc_standalone")}
+    assert cc_rows["cc_fedureid above cc_standalone in rank-1 on every client"] == ("not above on b", False)
+    assert learner_checks({0: {"cc_fedureid": cc}}, ["a", "b"]) == []  # no BUC row: nothing to compare
