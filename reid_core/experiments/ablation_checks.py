@@ -116,7 +116,7 @@ def learning_checks(per_seed: Mapping[int, Results], clients: Sequence[str], rou
     trained = [v for v in curve[1:] if not math.isnan(v)]
     if trained:
         drop = max(trained) - trained[-1]
-        rows.append((f"no erosion: final mean rank-1 within {EROSION_LIMIT:g} point of the best round",
+        rows.append((f"no erosion ({method}): final mean rank-1 within {EROSION_LIMIT:g} point of the best round",
                      f"final {trained[-1]:.1f}, best {max(trained):.1f}", drop <= EROSION_LIMIT))
     return rows
 
