@@ -17,7 +17,7 @@ def test_cc_clustering_bench_with_a_camera_penalty_matches_the_dense_reference(c
                  "--camera-penalty", "0.3", "--cameras", "3"]) == 0
     out = capsys.readouterr().out
     row = [line for line in out.splitlines() if line.strip().startswith("400 ")]
-    assert "same-camera penalty 0.3 over 3 cameras" in out
+    assert "same-camera penalty 0.3 over 3 cameras" in out and "k-NN pass (k=30)" in out
     assert len(row) == 1 and row[0].split()[-1] == "True"
 
 
