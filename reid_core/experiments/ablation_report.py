@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from reid_core.experiments.ablation_checks import wall_seconds
 from reid_core.experiments.diagnostics_report import diagnostics_markdown
 
 METRIC_LABELS = {"rank1": "rank-1", "mAP": "mAP"}
@@ -96,8 +97,7 @@ def compute_markdown(results: Mapping[str, Mapping[str, Any]]) -> str:
     """Total local epochs, compute seconds and wall time per variant, plus PE savings."""
     lines = ["| method | local epochs (sum) | client compute s (sum) | wall s |", "|---|---|---|---|"]
     for v, m in results.items():
-        wall = m.get("wall_s_simulate", m.get("wall_s", math.nan))
-        lines.append(f"| {v} | {total_epochs(m)} | {compute_seconds(m):.0f} | {float(wall):.0f} |")
+        lines.append(f"| {v} | {total_epochs(m)} | {compute_seconds(m):.0f} | {wall_seconds(m):.0f} |")
     savings = []
     for without, with_pe in PE_PAIRS:
         if without in results and with_pe in results:
