@@ -71,6 +71,7 @@ class Settings:
     learner: str = "buc"
     cc: CCConfig = field(default_factory=CCConfig)
     pseudo_cameras: tuple[str, ...] = ()  # clients whose camera ids are not real cameras (data.pseudo_cameras)
+    learner_for: Mapping[str, str] = field(default_factory=dict)  # client -> its own learner (key learner_for)
 
     def client_dir(self, name: str) -> str:
         """Data folder of one simulated client."""
@@ -82,6 +83,10 @@ class Settings:
         if n is None:
             return self.cluster
         return ClusterConfig(**{**self.cluster.__dict__, "num_identities": int(n)})
+
+    def learner_of(self, client: str) -> str:
+        """The learner of one client: `learner_for` names some edges' own, `learner` is everyone else's."""
+        return self.learner_for.get(client, self.learner)
 
     def cc_for(self, client: str) -> CCConfig:
         """CCConfig of one client: its camera-aware options are off where its camera ids are not real cameras."""
@@ -186,10 +191,20 @@ def settings_from_cfg(cfg: Any, overrides: tuple[str, ...] = (), base_dir: str |
         ),
         overrides=overrides,
         learner=str(c.get("learner", "buc")),
+        learner_for=_learner_for(c.get("learner_for")),
         cc=_build(CCConfig, c.get("cc") or {}, "cc"),
     )
     validate(settings, check_data)
     return settings
+
+
+def _learner_for(value: Any) -> dict[str, str]:
+    """`learner_for` as {client: learner}; anything but a mapping is refused, naming the key."""
+    if value in (None, ""):
+        return {}
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"learner_for: must map client names to a learner, e.g. {{cuhk03: cc}}, got {value!r}")
+    return {str(k): str(v) for k, v in value.items()}
 
 
 def _build(cls: type, values: Mapping[str, Any], prefix: str, extra: Mapping[str, Any] | None = None) -> Any:
@@ -209,6 +224,8 @@ def validate(s: Settings, check_data: bool = True) -> None:
     """Refuse out-of-range or unknown values before any training, naming the key."""
     _require(isinstance(s.rounds, int) and s.rounds >= 1, "rounds", f"must be an integer >= 1, got {s.rounds!r}")
     _require(s.learner in LEARNERS, "learner", f"unknown '{s.learner}', choose one of {LEARNERS}")
+    for name, kind in s.learner_for.items():
+        _require(kind in LEARNERS, f"learner_for.{name}", f"unknown '{kind}', choose one of {LEARNERS}")
     _require(s.algorithm in ALGORITHMS, "algorithm", f"unknown '{s.algorithm}', choose one of {ALGORITHMS}")
     fed = s.federation
     _require(0.0 <= float(fed.mu) <= 1.0, "pu.mu", f"mu must be in [0, 1], got {fed.mu!r}")
@@ -244,6 +261,9 @@ def validate(s: Settings, check_data: bool = True) -> None:
              f"must be a list of client names, got {list(s.pseudo_cameras)!r}")
     for name, n in s.num_identities.items():
         _require(isinstance(n, int) and n >= 1, f"data.num_identities.{name}", "must be an integer >= 1")
+    if check_data:  # a deployed edge (check_data off) is named by its node_config, not data.clients
+        unknown = sorted(set(s.learner_for) - set(s.clients))
+        _require(not unknown, "learner_for", f"names client(s) {unknown} not in data.clients {list(s.clients)}")
     if check_data and not s.synth_preset:
         _require(os.path.isdir(s.data_root), "data.root", f"data folder not found: {s.data_root}")
         for name in s.clients:

@@ -25,12 +25,14 @@ def make_learner(kind: str, name: str, data_dir: str, cfg: LearnerConfig, state_
     raise ValueError(f"unknown learner '{kind}' (key 'learner'); choose one of {LEARNERS}")
 
 
-def learner_from_settings(settings: Settings, name: str, data_dir: str, state_dir: str) -> EdgeLearner:
-    """The configured learner of client `name`, with its operator-known #identities if any."""
+def learner_from_settings(settings: Settings, name: str, data_dir: str, state_dir: str,
+                          kind: str | None = None) -> EdgeLearner:
+    """The configured learner of client `name` (`kind` if given, e.g. from a node_config), with its
+    operator-known #identities if any."""
     cfg = LearnerConfig(model=settings.model, image=settings.image, train=settings.train,
                         early_stop=settings.early_stop, cluster=settings.cluster_for(name),
                         total_rounds=settings.rounds, cc=settings.cc_for(name))
-    return make_learner(settings.learner, name, data_dir, cfg, state_dir)
+    return make_learner(kind or settings.learner_of(name), name, data_dir, cfg, state_dir)
 
 
 __all__ = ["EdgeLearner", "LearnerConfig", "NoUsableData", "LEARNERS", "learner_from_settings", "make_learner"]
