@@ -135,12 +135,19 @@ def learner_checks(per_seed: Mapping[int, Results], clients: Sequence[str],
         return []
     a, b = (_nanmean([seed_mean(per_seed, v, c, "mAP") for c in clients]) for v in (cc, buc))
     rows: list[tuple[str, str, bool | None]] = [
-        (f"{cc} mean mAP at least {CC_MAP_RATIO:g}x {buc}'s", f"{a:.1f} vs {b:.1f} ({a / b:.2f}x)",
-         a >= CC_MAP_RATIO * b)]
+        (f"{cc} mean mAP at least {CC_MAP_RATIO:g}x {buc}'s", f"{a:.1f} vs {b:.1f} ({_ratio(a, b)})",
+         None if math.isnan(a) or math.isnan(b) else a >= CC_MAP_RATIO * b)]
     ta, tb = (_nanmean([wall_seconds(r[v]) for r in per_seed.values() if v in r]) for v in (cc, buc))
     rows.append((f"{cc} wall time at most {buc}'s + {CC_TIME_TOLERANCE:.0%}", f"{ta:.0f} s vs {tb:.0f} s "
-                 f"({ta / tb:.2f}x)", None if math.isnan(ta / tb) else ta <= (1 + CC_TIME_TOLERANCE) * tb))
+                 f"({_ratio(ta, tb)})", None if math.isnan(ta) or math.isnan(tb) else ta <= (1 + CC_TIME_TOLERANCE) * tb))
     return rows
+
+
+def _ratio(a: float, b: float) -> str:
+    """a / b as '1.23x'; a zero or missing reference reads as such rather than raising."""
+    if math.isnan(a) or math.isnan(b):
+        return "missing"
+    return f"{a / b:.2f}x" if b > 0 else "reference 0"
 
 
 def checks_markdown(rows: Sequence[tuple[str, str, bool | None]]) -> str:

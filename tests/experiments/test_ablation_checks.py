@@ -85,3 +85,16 @@ def test_cc_rows_get_their_own_checks_and_the_learner_bar() -> None:
                                                           "cc_standalone")}
     assert cc_rows["cc_fedureid above cc_standalone in rank-1 on every client"] == ("not above on b", False)
     assert learner_checks({0: {"cc_fedureid": cc}}, ["a", "b"]) == []  # no BUC row: nothing to compare
+
+
+def test_learner_bar_with_a_zero_reference_reports_instead_of_raising() -> None:
+    """A BUC row at 0 mAP (or without a wall time) is said in the table, not a ZeroDivisionError."""
+    buc = dict(run({"a": [0, 0, 0]}), wall_s_simulate=0.0)
+    cc = dict(run({"a": [0, 5, 5]}), wall_s_simulate=100.0)
+    rows = learner_checks({0: {"fedureid": buc, "cc_fedureid": cc}}, ["a"])
+    assert rows[0][1] == "2.5 vs 0.0 (reference 0)" and rows[0][2] is True
+    assert rows[1][1] == "100 s vs 0 s (reference 0)" and rows[1][2] is False
+    timeless = dict(cc)
+    del timeless["wall_s_simulate"]
+    rows = learner_checks({0: {"fedureid": buc, "cc_fedureid": timeless}}, ["a"])
+    assert "missing" in rows[1][1] and rows[1][2] is None
