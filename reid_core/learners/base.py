@@ -62,6 +62,7 @@ class NoUsableData(ValueError):
 class EdgeLearner(ABC):
     """One client's pseudo-label learner; subclasses implement `train_round`."""
 
+    KIND = ""  # the learner's config name (buc, cc): its saved state says which learner wrote it
     STATE_FILE = "learner_state.npz"
     LOCAL_MODEL_FILE = "local_model.npz"
     SCAN_CACHE_FILE = "image_scan.json"
@@ -112,13 +113,17 @@ class EdgeLearner(ABC):
             if meta["data_key"] != self.data_key:
                 log.warning("%s: training images changed since the saved state; clustering restarts", self.name)
                 return
+            if meta.get("learner", self.KIND) != self.KIND:  # the edge switched learner (learner_for, node_config)
+                log.warning("%s: the saved state was written by learner '%s', this edge now runs '%s'; clustering restarts",
+                            self.name, meta["learner"], self.KIND)
+                return
             self.round = int(meta["round"])
             self._restore({k: z[k] for k in z.files if k != "meta"}, meta)
         log.info("%s: resumed clustering after round %d (%d clusters)", self.name, self.round, self.num_clusters)
 
     def save_state(self) -> None:
         """Atomic write of the learner's state (it never leaves the edge)."""
-        meta = {"round": self.round, "data_key": self.data_key, **self._state_meta()}
+        meta = {"round": self.round, "data_key": self.data_key, "learner": self.KIND, **self._state_meta()}
         tmp = self.state_dir / (self.STATE_FILE + ".tmp.npz")
         np.savez(tmp, **self._state_arrays(), meta=np.array(json.dumps(meta)))
         _keep_previous(self.state_dir / self.STATE_FILE)

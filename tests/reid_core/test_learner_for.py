@@ -54,3 +54,14 @@ def test_client_app_builds_each_edges_learner_and_node_config_wins(tmp_path, smo
     assert isinstance(_learner(_context(tmp_path, smoke_data, **{"partition-id": 1, "learner": "buc"}))[0], BUCLearner)
     with pytest.raises(ValueError, match="node_config 'learner' is 'magic'"):
         _learner(_context(tmp_path, smoke_data, **{"partition-id": 0, "learner": "magic"}))
+
+
+def test_an_edge_that_switches_learner_restarts_its_clustering(tmp_path, smoke_data, caplog):
+    """A state written by BUC is not read as cluster-contrast's (nor the reverse): the edge says so and starts over."""
+    buc = _learner(_context(tmp_path, smoke_data, **{"partition-id": 0}))[0]
+    buc.round = 2
+    buc.save_state()
+    assert _learner(_context(tmp_path, smoke_data, **{"partition-id": 0}))[0].round == 2  # same learner: resumed
+    cc = _learner(_context(tmp_path, smoke_data, **{"partition-id": 0, "learner": "cc"}))[0]
+    assert cc.round == 0 and (cc.labels == -1).all()
+    assert "the saved state was written by learner 'buc', this edge now runs 'cc'" in caplog.text

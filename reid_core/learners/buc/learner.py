@@ -30,6 +30,8 @@ log = logging.getLogger(__name__)
 class BUCLearner(EdgeLearner):
     """Pseudo-label learner of one client; `train_round` is one federated round."""
 
+    KIND = "buc"
+
     def _fresh_state(self) -> None:
         super()._fresh_state()
         self.memory: np.ndarray | None = None

@@ -38,6 +38,8 @@ def outliers_as_singletons(labels: np.ndarray) -> np.ndarray:
 class CCLearner(EdgeLearner):
     """Cluster-contrast learner of one client; `train_round` is one federated round."""
 
+    KIND = "cc"
+
     def _fresh_state(self) -> None:
         super()._fresh_state()
         self.labels = np.full(len(self.paths), -1, dtype=np.int64)  # no clustering yet
