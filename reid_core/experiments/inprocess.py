@@ -78,12 +78,17 @@ def run_inprocess(settings: Settings, deadline_s: float | None = None) -> dict:
         record["wall_s"] = round(time.time() - start, 3)
         longest = max(longest, record["wall_s"])
         history.append(record)
-    meta = {"experiment": settings.experiment, "algorithm": settings.algorithm, "rounds_total": settings.rounds,
-            "mu": mu, "pu_where": "cloud", "clients": list(settings.clients), "engine": "inprocess",
-            "wall_s_serverapp": round(time.time() - t0, 2), "overrides": list(settings.overrides)}
-    metrics = write_run_outputs(settings.run_dir, history, meta)
+        write_run_outputs(settings.run_dir, history, _meta(settings, t0))  # a killed run keeps its whole rounds
+    metrics = write_run_outputs(settings.run_dir, history, _meta(settings, t0))
     print(markdown_table(metrics["final"], "final per-client results"), flush=True)
     return metrics
+
+
+def _meta(settings: Settings, t0: float) -> dict:
+    return {"experiment": settings.experiment, "algorithm": settings.algorithm, "rounds_total": settings.rounds,
+            "mu": settings.federation.mu, "pu_where": "cloud", "clients": list(settings.clients),
+            "engine": "inprocess", "wall_s_serverapp": round(time.time() - t0, 2),
+            "overrides": list(settings.overrides)}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
