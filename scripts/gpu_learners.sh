@@ -6,9 +6,9 @@
 # Runs on a device with torch but without Ray, faiss or a package index (the lent H200):
 # the federation runs in one process per seed and variant (reid_core.experiments.inprocess),
 # k-NN falls back to torch, Hydra comes from .gpu/site. Inputs, prepared here beforehand
-# (never committed: .gpu/ is in .git/info/exclude): .gpu/data (../shared/data re-encoded
+# (never committed: .gpu/ is in .git/info/exclude): .gpu/data.tgz (../shared/data re-encoded
 # at 192x96 JPEG to fit the 64 MiB carry, fed at 256x128), .gpu/weights (ImageNet
-# MobileNetV2), .gpu/site (hydra, omegaconf, antlr4). A CUDA smoke run goes first and
+# MobileNetV2), .gpu/site.tgz (hydra, omegaconf, antlr4). A CUDA smoke run goes first and
 # stops the script within a minute if the learners fail on CUDA. Results: OUT_DIR/summary.md
 # and OUT_DIR/runs.tgz (each run's metrics.json, report.md, log). GPU_SMALL=1 shrinks
 # everything to a CPU-sized check of this script.
@@ -22,6 +22,10 @@ export PYTHONPATH="$repo/.gpu/site:$repo" PYTHONUNBUFFERED=1 OMP_NUM_THREADS=2 M
 start=$(date +%s)
 runs=/tmp/gpu_runs
 mkdir -p "$out" "$runs"
+# the images travel as one archive (the carry limit counts each file's overhead)
+for part in data site; do
+  if [ ! -d .gpu/$part ] && [ -f .gpu/$part.tgz ]; then tar xzf .gpu/$part.tgz -C .gpu || exit 3; fi
+done
 nvidia-smi --query-gpu=name,memory.used,memory.total --format=csv 2>&1 | tee "$out/gpu.txt"
 "$py" -c "import torch, hydra, sklearn; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())" \
   2>&1 | tee -a "$out/gpu.txt" || exit 3
