@@ -11,7 +11,7 @@
 # MobileNetV2), .gpu/site.tgz (hydra, omegaconf, antlr4). A CUDA smoke run goes first and
 # stops the script within a minute if the learners fail on CUDA. Results: OUT_DIR/summary.md
 # and OUT_DIR/runs.tgz (each run's metrics.json, report.md, log). GPU_SMALL=1 shrinks
-# everything to a CPU-sized check of this script.
+# everything to a CPU-sized check of this script; GPU_VARIANTS="cc_fedureid" runs one variant.
 set -uo pipefail
 out="${1:?usage: scripts/gpu_learners.sh OUT_DIR [BUDGET_S]}"
 budget="${2:-430}"
@@ -42,7 +42,8 @@ else
 fi
 
 # 1. smoke: both learners through the loop on CUDA, the synthetic smoke federation, one round
-"$py" -m reid_core.experiments.inprocess experiment=smoke rounds=1 "+learner_for.edge_b=cc" \
+# (GPU_SMOKE=0 skips it on a rerun of code that already passed it)
+[ "${GPU_SMOKE:-1}" = 0 ] || "$py" -m reid_core.experiments.inprocess experiment=smoke rounds=1 "+learner_for.edge_b=cc" \
   run_dir="$runs/smoke" > "$out/smoke.log" 2>&1
 rc=$?
 tail -5 "$out/smoke.log"
@@ -53,7 +54,7 @@ echo "smoke ok after $(( $(date +%s) - start )) s"
 left=$(( budget - ($(date +%s) - start) - 20 ))
 pids=()
 for seed in "${seeds[@]}"; do
-  for variant in fedureid cc_fedureid; do
+  for variant in ${GPU_VARIANTS:-fedureid cc_fedureid}; do
     if [ $variant = fedureid ]; then v=(experiment=real_cpu algorithm=fedureid); else
       v=(experiment=real_cpu_cc algorithm=fedureid learner=cc); fi
     dir="$runs/$variant/seed_$seed"
