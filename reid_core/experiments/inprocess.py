@@ -10,7 +10,7 @@ replies, checkpoint/resume of the server and traffic counts.
 
 Run: ``python -m reid_core.experiments.inprocess experiment=real_cpu_cc learner=cc run_dir=DIR
 [--deadline-s S]``; with a deadline, no round after the first starts once the time left is
-shorter than the longest round so far, so a lease-bound run ends with whole rounds.
+shorter than the last round took, so a lease-bound run ends with whole rounds.
 """
 
 from __future__ import annotations
@@ -35,6 +35,8 @@ log = logging.getLogger(__name__)
 
 def run_inprocess(settings: Settings, deadline_s: float | None = None) -> dict:
     """Run `settings.rounds` rounds (fewer if `deadline_s` runs out); return metrics.json's dict."""
+    if deadline_s is not None and not deadline_s > 0:
+        raise ValueError(f"deadline_s must be a positive number of seconds, got {deadline_s}")
     t0 = time.time()
     if settings.synth_preset:  # the embedded synthetic federation, as the ServerApp makes it
         from reid_core.data.federation import ensure_federation
@@ -49,11 +51,11 @@ def run_inprocess(settings: Settings, deadline_s: float | None = None) -> dict:
     history = [{"round": 0, "clients": {n: learners[n].evaluate(global_arrays) for n in settings.clients},
                 "rejected": []}]
     local: dict[str, dict] = {}
-    longest = 0.0
+    last = 0.0  # the last round's wall time: rounds after the first have the same epochs
     for rnd in range(1, settings.rounds + 1):
-        if deadline_s is not None and rnd > 1 and time.time() - t0 + longest > deadline_s:
-            log.warning("stopping before round %d: %.0f s left, a round took up to %.0f s",
-                        rnd, deadline_s - (time.time() - t0), longest)
+        if deadline_s is not None and rnd > 1 and time.time() - t0 + last > deadline_s:
+            log.warning("stopping before round %d: %.0f s left, the last round took %.0f s",
+                        rnd, deadline_s - (time.time() - t0), last)
             break
         start = time.time()
         record: dict = {"round": rnd, "clients": {}, "rejected": []}
@@ -76,7 +78,7 @@ def run_inprocess(settings: Settings, deadline_s: float | None = None) -> dict:
             print(f"round {rnd:2d}  {name:<10} epochs {int(m['epochs']):2d} clusters {int(m['clusters']):4d}"
                   f"  | rank-1 {float(m['rank1']):5.1f}  mAP {float(m['mAP']):5.1f}", flush=True)
         record["wall_s"] = round(time.time() - start, 3)
-        longest = max(longest, record["wall_s"])
+        last = record["wall_s"]
         history.append(record)
         write_run_outputs(settings.run_dir, history, _meta(settings, t0))  # a killed run keeps its whole rounds
     metrics = write_run_outputs(settings.run_dir, history, _meta(settings, t0))

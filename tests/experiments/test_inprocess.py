@@ -45,3 +45,9 @@ def test_inprocess_matches_flower_simulation(tmp_path):
             # same learners, same FedAvg and PU; only float summation order (threads) differs
             assert abs(got["mAP"] - m["mAP"]) < 1.5, (client, got["mAP"], m["mAP"])
             assert abs(got["train-loss"] - m["train-loss"]) < 0.05, client
+
+
+def test_bad_deadline_refused_before_any_work(tmp_path):
+    with pytest.raises(ValueError, match="deadline_s"):
+        run_inprocess(_settings(tmp_path / "run", tmp_path / "data"), deadline_s=-1)
+    assert not (tmp_path / "run").exists()
