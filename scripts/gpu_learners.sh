@@ -5,8 +5,8 @@
 #
 # Runs on a device with torch but without Ray, faiss or a package index (the lent H200):
 # the federation runs in one process per seed and variant (reid_core.experiments.inprocess),
-# k-NN falls back to torch, Hydra comes from .gpu/site. Inputs, prepared here beforehand
-# (never committed: .gpu/ is in .git/info/exclude): .gpu/data.tgz (../shared/data re-encoded
+# k-NN falls back to torch, Hydra comes from .gpu/site. Inputs, made here beforehand by
+# scripts/prepare_gpu_carry.py (never committed: .gpu/ in .git/info/exclude): .gpu/data.tgz (../shared/data re-encoded
 # at 192x96 JPEG to fit the 64 MiB carry, fed at 256x128), .gpu/weights (ImageNet
 # MobileNetV2), .gpu/site.tgz (hydra, omegaconf, antlr4). A CUDA smoke run goes first and
 # stops the script within a minute if the learners fail on CUDA. Results: OUT_DIR/summary.md
