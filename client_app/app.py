@@ -13,7 +13,7 @@ from flwr.app import Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 from flwr.common.logger import log
 
-from reid_core.learners import LEARNERS, EdgeLearner, learner_from_settings
+from reid_core.learners import LEARNER_CHOICES, EdgeLearner, learner_from_settings
 from reid_core.personalization.personalized_update import interpolate
 from reid_core.config.settings import Settings, load_settings, parse_overrides
 from fedureid.records import from_record, info_record, metric_record, to_record
@@ -55,8 +55,8 @@ def _learner(context: Context) -> tuple[EdgeLearner, Settings]:
     state_dir = str(context.node_config.get("state-dir") or os.path.join(settings.run_dir, "edge_state", name))
     # node_config 'learner' lets one deployed edge run its own learner (the config's learner_for, per node)
     kind = str(context.node_config.get("learner") or "") or None
-    if kind is not None and kind not in LEARNERS:
-        raise ValueError(f"client '{name}': node_config 'learner' is '{kind}'; choose one of {LEARNERS}")
+    if kind is not None and kind not in LEARNER_CHOICES:
+        raise ValueError(f"client '{name}': node_config 'learner' is '{kind}'; choose one of {LEARNER_CHOICES}")
     return learner_from_settings(settings, name, data_dir, state_dir, kind), settings
 
 

@@ -27,6 +27,7 @@ ALGORITHMS = ("baseline", "pc", "pe", "pc_pe", "pu", "fedureid", "paper")
 EXPERIMENTS = ("smoke", "demo", "real_cpu", "real_cpu3", "paper")
 ARCHS = ("resnet50", "resnet18", "mobilenet_v2", "tiny")
 LEARNERS = ("buc", "cc")  # reid_core.learners.make_learner builds them
+LEARNER_CHOICES = (*LEARNERS, "auto")  # auto: each edge picks by its size (reid_core.learners.choose_learner)
 
 
 class ConfigError(ValueError):
@@ -223,9 +224,9 @@ def _require(ok: bool, key: str, message: str) -> None:
 def validate(s: Settings, check_data: bool = True) -> None:
     """Refuse out-of-range or unknown values before any training, naming the key."""
     _require(isinstance(s.rounds, int) and s.rounds >= 1, "rounds", f"must be an integer >= 1, got {s.rounds!r}")
-    _require(s.learner in LEARNERS, "learner", f"unknown '{s.learner}', choose one of {LEARNERS}")
+    _require(s.learner in LEARNER_CHOICES, "learner", f"unknown '{s.learner}', choose one of {LEARNER_CHOICES}")
     for name, kind in s.learner_for.items():
-        _require(kind in LEARNERS, f"learner_for.{name}", f"unknown '{kind}', choose one of {LEARNERS}")
+        _require(kind in LEARNER_CHOICES, f"learner_for.{name}", f"unknown '{kind}', choose one of {LEARNER_CHOICES}")
     _require(s.algorithm in ALGORITHMS, "algorithm", f"unknown '{s.algorithm}', choose one of {ALGORITHMS}")
     fed = s.federation
     _require(0.0 <= float(fed.mu) <= 1.0, "pu.mu", f"mu must be in [0, 1], got {fed.mu!r}")

@@ -10,7 +10,8 @@ already holds every round is not run again.
 The cluster-contrast rows (``learner=cc``) sit in the same tables: ``cc_standalone``,
 ``cc_baseline`` (FedAvg, fixed epochs) and ``cc_fedureid`` (Personalized Epoch +
 Personalized Update; cc has no merge schedule, so the algorithm's pc keys do not apply).
-``all`` stays the seven BUC rows; ``cc`` names the three cc rows. ``paper`` (asked for by
+``all`` stays the seven BUC rows; ``cc`` names the three cc rows. ``auto_fedureid`` (asked for by
+name) is FedUReID with ``learner=auto``: cc on the large edges, BUC on the small ones. ``paper`` (asked for by
 name, not in ``all``) is FedUReID exactly as published (``algorithm=paper``), beside
 ``fedureid``, which carries the settings measured best on real pedestrians.
 """
@@ -34,14 +35,16 @@ VARIANTS = ("standalone", "baseline", "pc", "pe", "pc_pe", "pu", "fedureid")
 FEDERATED = VARIANTS[1:]
 PAPER_VARIANT = "paper"
 CC_VARIANTS = ("cc_standalone", "cc_baseline", "cc_fedureid")
-ALL_VARIANTS = VARIANTS + (PAPER_VARIANT,) + CC_VARIANTS
+AUTO_VARIANT = "auto_fedureid"  # learner=auto: cc on the large edges, BUC on the small ones, PE + PU
+ALL_VARIANTS = VARIANTS + (PAPER_VARIANT,) + CC_VARIANTS + (AUTO_VARIANT,)
 STANDALONE_VARIANTS = ("standalone", "cc_standalone")
 GROUPS = {"all": VARIANTS, "buc": VARIANTS, "cc": CC_VARIANTS}
 STANDALONE_ALGORITHM = "baseline"  # the paper's "BUC standalone": fixed merges, fixed epochs
 # variant -> (algorithm, extra overrides); BUC variants are their algorithm, as before
 VARIANT_RUNS = {**{v: (v, ()) for v in (*FEDERATED, PAPER_VARIANT)}, "standalone": (STANDALONE_ALGORITHM, ()),
                 "cc_standalone": (STANDALONE_ALGORITHM, ("learner=cc",)),
-                "cc_baseline": ("baseline", ("learner=cc",)), "cc_fedureid": ("fedureid", ("learner=cc",))}
+                "cc_baseline": ("baseline", ("learner=cc",)), "cc_fedureid": ("fedureid", ("learner=cc",)),
+                AUTO_VARIANT: ("fedureid", ("learner=auto",))}
 
 # (fedureid CLI arguments, log file) -> exit code
 Runner = Callable[[Sequence[str], Path], int]
@@ -232,4 +235,7 @@ def settings_lines(plan: AblationPlan) -> list[str]:
     if any(v in CC_VARIANTS for v in plan.variants):
         lines.append("- cc_* = the same with `learner=cc` (cluster-contrast); cc_baseline = algorithm=baseline "
                      "(FedAvg, fixed epochs), cc_fedureid = algorithm=fedureid (PE + PU; pc keys do not apply to cc)")
+    if AUTO_VARIANT in plan.variants:
+        lines.append(f"- {AUTO_VARIANT} = algorithm=fedureid with `learner=auto`: cluster-contrast on edges with "
+                     ">= 2,000 training images, BUC on the smaller ones")
     return lines

@@ -132,7 +132,7 @@ def write_seed_summary(run_dir: Path, per_seed: Mapping[int, Results], clients: 
                curves_markdown(per_seed, clients, rounds), ""]
         checks = [*learning_checks(per_seed, clients, rounds),
                   *learning_checks(per_seed, clients, rounds, "cc_fedureid", "cc_baseline", "cc_standalone"),
-                  *learner_checks(per_seed, clients)]
+                  *learner_checks(per_seed, clients), *learner_checks(per_seed, clients, cc="auto_fedureid")]
         if checks:
             md += ["## Learning checks", "", checks_markdown(checks), ""]
     diagnostics = diagnostics_over_seeds(per_seed, clients)

@@ -32,5 +32,5 @@ def run_standalone(settings: Settings, client: str) -> dict:
             "wall_s": round(time.time() - t0, 2)}
     metrics = write_run_outputs(settings.run_dir, history, meta)
     print(per_round_table(metrics, "rank1"))
-    print(markdown_table(metrics["final"], f"standalone {LEARNER_NAMES.get(settings.learner_of(client), settings.learner_of(client))} on {client}"))
+    print(markdown_table(metrics["final"], f"standalone {LEARNER_NAMES.get(learner.KIND, learner.KIND)} on {client}"))
     return metrics

@@ -6,14 +6,33 @@ standalone training only call `make_learner`.
 
 from __future__ import annotations
 
-from reid_core.config.settings import Settings
+import logging
+
+from reid_core.config.settings import LEARNER_CHOICES, LEARNERS, Settings
 from reid_core.learners.base import EdgeLearner, LearnerConfig, NoUsableData
 
-LEARNERS = ("buc", "cc")
+log = logging.getLogger(__name__)
+
+# learner=auto: cluster-contrast from this many training images up, BUC below. cc's DBSCAN needs
+# a few images of a person to form a cluster (the same size split as cc's min_samples default);
+# measured on real pedestrians, cc leads on cuhk03 (4,104 images) and BUC on VIPeR, PRID2011 and
+# i-LIDS (200-632 images, ~2 a person) on the CPU schedule (docs/results.md, learner=auto).
+AUTO_CC_MIN_IMAGES = 2000
+
+
+def choose_learner(num_train_images: int) -> str:
+    """learner=auto's pick for an edge with `num_train_images` training images (no labels needed)."""
+    return "cc" if num_train_images >= AUTO_CC_MIN_IMAGES else "buc"
 
 
 def make_learner(kind: str, name: str, data_dir: str, cfg: LearnerConfig, state_dir: str) -> EdgeLearner:
     """The learner `kind` for client `name` (its images in `data_dir`, its state in `state_dir`)."""
+    if kind == "auto":
+        from reid_core.data import read_market_layout
+
+        count = len(read_market_layout(data_dir).train)
+        kind = choose_learner(count)
+        log.info("%s: learner=auto picks %s (%d training images; cc from %d)", name, kind, count, AUTO_CC_MIN_IMAGES)
     if kind == "buc":
         from reid_core.learners.buc.learner import BUCLearner
 
@@ -22,7 +41,7 @@ def make_learner(kind: str, name: str, data_dir: str, cfg: LearnerConfig, state_
         from reid_core.learners.cc.learner import CCLearner
 
         return CCLearner(name, data_dir, cfg, state_dir)
-    raise ValueError(f"unknown learner '{kind}' (key 'learner'); choose one of {LEARNERS}")
+    raise ValueError(f"unknown learner '{kind}' (key 'learner'); choose one of {LEARNER_CHOICES}")
 
 
 def learner_from_settings(settings: Settings, name: str, data_dir: str, state_dir: str,
@@ -35,4 +54,5 @@ def learner_from_settings(settings: Settings, name: str, data_dir: str, state_di
     return make_learner(kind or settings.learner_of(name), name, data_dir, cfg, state_dir)
 
 
-__all__ = ["EdgeLearner", "LearnerConfig", "NoUsableData", "LEARNERS", "learner_from_settings", "make_learner"]
+__all__ = ["EdgeLearner", "LearnerConfig", "NoUsableData", "LEARNERS", "LEARNER_CHOICES", "AUTO_CC_MIN_IMAGES",
+           "choose_learner", "learner_from_settings", "make_learner"]
