@@ -37,6 +37,10 @@ def run_inprocess(settings: Settings, deadline_s: float | None = None) -> dict:
     """Run `settings.rounds` rounds (fewer if `deadline_s` runs out); return metrics.json's dict."""
     if deadline_s is not None and not deadline_s > 0:
         raise ValueError(f"deadline_s must be a positive number of seconds, got {deadline_s}")
+    earlier = [p for p in ("metrics.json", "edge_state") if os.path.exists(os.path.join(settings.run_dir, p))]
+    if earlier:  # no server checkpoint here: starting over would overwrite that run, not resume it
+        raise FileExistsError(f"run_dir {settings.run_dir} holds an earlier run ({', '.join(earlier)}); "
+                              "the in-process federation does not resume: choose another run_dir")
     t0 = time.time()
     if settings.synth_preset:  # the embedded synthetic federation, as the ServerApp makes it
         from reid_core.data.federation import ensure_federation

@@ -51,3 +51,12 @@ def test_bad_deadline_refused_before_any_work(tmp_path):
     with pytest.raises(ValueError, match="deadline_s"):
         run_inprocess(_settings(tmp_path / "run", tmp_path / "data"), deadline_s=-1)
     assert not (tmp_path / "run").exists()
+
+
+def test_an_earlier_run_is_not_overwritten(tmp_path):
+    run = tmp_path / "run"
+    (run / "edge_state").mkdir(parents=True)
+    (run / "metrics.json").write_text("{}")
+    with pytest.raises(FileExistsError, match="holds an earlier run .*choose another run_dir"):
+        run_inprocess(_settings(run, tmp_path / "data"))
+    assert (run / "metrics.json").read_text() == "{}"
