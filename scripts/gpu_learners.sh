@@ -20,7 +20,7 @@ cd "$repo"
 py="${PY:-python3}"
 export PYTHONPATH="$repo/.gpu/site:$repo" PYTHONUNBUFFERED=1 OMP_NUM_THREADS=2 MKL_NUM_THREADS=2
 start=$(date +%s)
-runs=/tmp/gpu_runs
+runs="$(mktemp -d /tmp/gpu_runs.XXXX)"   # fresh each call: in-process runs never resume
 mkdir -p "$out" "$runs"
 # the images travel as one archive (the carry limit counts each file's overhead)
 for part in data site; do
