@@ -68,7 +68,7 @@ COMMANDS = (
             "experiment=NAME    default demo\n"
             "run_dir=DIR        default runs/ablation_<experiment>; reruns resume what is complete\n"
             "variants=[...]     standalone, baseline, pc, pe, pc_pe, pu, fedureid (default all);\n"
-            "                   cc_standalone, cc_baseline, cc_fedureid (learner=cc; `cc` names all three);\n"
+            "                   cc_standalone, cc_baseline, cc_fedureid (learner=cc, PU mu 0.5; `cc` names all three);\n"
             "                   auto_fedureid (learner=auto: cc on edges >= 2,000 images, BUC below)\n"
             "seeds=[0,1,2]      one ablation per seed in run_dir/seed_S, then mean +- std tables\n"
             "examples=K         retrieval example images of the fedureid run (default 3; 0 = none)",

@@ -9,7 +9,8 @@ already holds every round is not run again.
 
 The cluster-contrast rows (``learner=cc``) sit in the same tables: ``cc_standalone``,
 ``cc_baseline`` (FedAvg, fixed epochs) and ``cc_fedureid`` (Personalized Epoch +
-Personalized Update; cc has no merge schedule, so the algorithm's pc keys do not apply).
+Personalized Update at mu 0.5, measured best for cc, unless the shared overrides set pu.mu;
+cc has no merge schedule, so the algorithm's pc keys do not apply).
 ``all`` stays the seven BUC rows; ``cc`` names the three cc rows. ``auto_fedureid`` (asked for by
 name) is FedUReID with ``learner=auto``: cc on the large edges, BUC on the small ones. ``paper`` (asked for by
 name, not in ``all``) is FedUReID exactly as published (``algorithm=paper``), beside
@@ -43,7 +44,9 @@ STANDALONE_ALGORITHM = "baseline"  # the paper's "BUC standalone": fixed merges,
 # variant -> (algorithm, extra overrides); BUC variants are their algorithm, as before
 VARIANT_RUNS = {**{v: (v, ()) for v in (*FEDERATED, PAPER_VARIANT)}, "standalone": (STANDALONE_ALGORITHM, ()),
                 "cc_standalone": (STANDALONE_ALGORITHM, ("learner=cc",)),
-                "cc_baseline": ("baseline", ("learner=cc",)), "cc_fedureid": ("fedureid", ("learner=cc",)),
+                "cc_baseline": ("baseline", ("learner=cc",)),
+                # PU keeps half the edge's own model with cc (the paper's mu): 3 seeds, docs/results.md, session 11
+                "cc_fedureid": ("fedureid", ("learner=cc", "pu.mu=0.5")),
                 AUTO_VARIANT: ("fedureid", ("learner=auto",))}
 
 # (fedureid CLI arguments, log file) -> exit code
@@ -111,15 +114,21 @@ def is_complete(metrics: Mapping[str, Any] | None, rounds: int, clients: Sequenc
 def federated_args(plan: AblationPlan, variant: str) -> list[str]:
     """`fedureid simulate` arguments of one federated variant."""
     algorithm, extra = VARIANT_RUNS[variant]
-    return ["simulate", f"experiment={plan.experiment}", *plan.overrides, *extra,
+    return ["simulate", f"experiment={plan.experiment}", *plan.overrides, *_own(extra, plan),
             f"algorithm={algorithm}", f"run_dir={plan.variant_dir(variant)}"]
+
+
+def _own(extra: Sequence[str], plan: AblationPlan) -> list[str]:
+    """A variant's own overrides, less the keys the shared overrides set (the user's value wins)."""
+    shared = {o.split("=", 1)[0].lstrip("+~") for o in plan.overrides}
+    return [o for o in extra if o.split("=", 1)[0].lstrip("+~") not in shared]
 
 
 def standalone_args(plan: AblationPlan, client: str, variant: str = "standalone") -> list[str]:
     """`fedureid standalone` arguments of one client's learner-alone run."""
     algorithm, extra = VARIANT_RUNS[variant]
     return ["standalone", f"data={Path(plan.data_root) / client}", f"experiment={plan.experiment}",
-            *plan.overrides, *extra, f"algorithm={algorithm}",
+            *plan.overrides, *_own(extra, plan), f"algorithm={algorithm}",
             f"run_dir={plan.variant_dir(variant) / client}"]
 
 
@@ -234,7 +243,8 @@ def settings_lines(plan: AblationPlan) -> list[str]:
              f"- standalone = `fedureid standalone algorithm={STANDALONE_ALGORITHM}` per client (no federation)"]
     if any(v in CC_VARIANTS for v in plan.variants):
         lines.append("- cc_* = the same with `learner=cc` (cluster-contrast); cc_baseline = algorithm=baseline "
-                     "(FedAvg, fixed epochs), cc_fedureid = algorithm=fedureid (PE + PU; pc keys do not apply to cc)")
+                     "(FedAvg, fixed epochs), cc_fedureid = algorithm=fedureid pu.mu=0.5 (PE + PU; pc keys do not "
+                     "apply to cc; a shared pu.mu wins)")
     if AUTO_VARIANT in plan.variants:
         lines.append(f"- {AUTO_VARIANT} = algorithm=fedureid with `learner=auto`: cluster-contrast on edges with "
                      ">= 2,000 training images, BUC on the smaller ones")

@@ -76,3 +76,13 @@ def test_parse_variants_all_stays_buc_and_cc_names_the_cc_rows():
     assert parse_variants("cc") == CC_VARIANTS
     assert parse_variants("[all,cc]") == VARIANTS + CC_VARIANTS
     assert parse_variants("[cc_fedureid,baseline]") == ("baseline", "cc_fedureid")
+
+
+def test_cc_fedureid_runs_pu_mu_half_unless_the_shared_overrides_set_it(tmp_path):
+    plan = _plan(tmp_path, CC_VARIANTS)
+    assert "pu.mu=0.5" in federated_args(plan, "cc_fedureid")
+    assert not any(a.startswith("pu.mu") for a in federated_args(plan, "fedureid"))  # BUC keeps its 0.8
+    shared = AblationPlan(run_dir=tmp_path, experiment="smoke", overrides=("pu.mu=0.8",), clients=CLIENTS,
+                          data_root=str(tmp_path), rounds=1, variants=CC_VARIANTS)
+    args = federated_args(shared, "cc_fedureid")
+    assert [a for a in args if a.startswith("pu.mu")] == ["pu.mu=0.8"] and "learner=cc" in args
