@@ -104,8 +104,10 @@ def test_returning_edge_continues_its_clustering(lost_edge_run):
 
 # ---- real processes ----------------------------------------------------------------------------
 
+# Rounds 2-3 train long enough (fixed 100 epochs of a tiny model, ~10 s an edge) that the kill 5 s
+# after edge_c's ClientApp starts lands mid-training on a fast machine too (2 epochs ended first).
 DEPLOY_OVERRIDES = ["rounds=3", "federation.min_clients=2", "federation.timeout=600",
-                    "train.first_round_epochs=1", "train.epochs=2"]
+                    "train.first_round_epochs=1", "train.epochs=100", "pe.rule=none"]
 
 
 def _wait_for(predicate, timeout: float, what: str, poll: float = 0.5):
