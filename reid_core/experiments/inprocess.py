@@ -84,8 +84,7 @@ def run_inprocess(settings: Settings, deadline_s: float | None = None) -> dict:
         record["wall_s"] = round(time.time() - start, 3)
         last = record["wall_s"]
         history.append(record)
-        write_run_outputs(settings.run_dir, history, _meta(settings, t0))  # a killed run keeps its whole rounds
-    metrics = write_run_outputs(settings.run_dir, history, _meta(settings, t0))
+        metrics = write_run_outputs(settings.run_dir, history, _meta(settings, t0))  # a killed run keeps its rounds
     print(markdown_table(metrics["final"], "final per-client results"), flush=True)
     return metrics
 

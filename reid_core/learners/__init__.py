@@ -10,14 +10,15 @@ import logging
 
 from reid_core.config.settings import LEARNER_CHOICES, LEARNERS, Settings
 from reid_core.learners.base import EdgeLearner, LearnerConfig, NoUsableData
+from reid_core.learners.cc.clustering import LARGE_EDGE_IMAGES
 
 log = logging.getLogger(__name__)
 
-# learner=auto: cluster-contrast from this many training images up, BUC below. cc's DBSCAN needs
-# a few images of a person to form a cluster (the same size split as cc's min_samples default);
-# measured on real pedestrians, cc leads on cuhk03 (4,104 images) and BUC on VIPeR, PRID2011 and
-# i-LIDS (200-632 images, ~2 a person) on the CPU schedule (docs/results.md, learner=auto).
-AUTO_CC_MIN_IMAGES = 2000
+# learner=auto: cluster-contrast from this many training images up, BUC below: cc's own split of
+# a large edge (its min_samples default). cc's DBSCAN needs a few images of a person to form a
+# cluster; alone, cc leads on cuhk03 (4,104 images) and BUC on VIPeR, PRID2011 and i-LIDS (200-632
+# images, ~2 a person) on the CPU schedule (docs/results.md, learner=auto).
+AUTO_CC_MIN_IMAGES = LARGE_EDGE_IMAGES
 
 
 def choose_learner(num_train_images: int) -> str:
