@@ -13,10 +13,9 @@ from flwr.app import Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 from flwr.common.logger import log
 
-from reid_core.learners import LEARNER_CHOICES, EdgeLearner, learner_from_settings
-from reid_core.personalization.personalized_update import interpolate
+from fedureid import records as rec
 from reid_core.config.settings import Settings, load_settings, parse_overrides
-from fedureid.records import from_record, info_record, metric_record, to_record
+from reid_core.learners import LEARNER_CHOICES, EdgeLearner, learner_from_settings
 
 app = ClientApp()
 
@@ -60,40 +59,40 @@ def _learner(context: Context) -> tuple[EdgeLearner, Settings]:
     return learner_from_settings(settings, name, data_dir, state_dir, kind), settings
 
 
-def _received_model(msg: Message, learner: EdgeLearner) -> dict:
-    """The model to start from: as sent (cloud PU) or mixed here (edge PU)."""
-    arrays = from_record(msg.content["arrays"])
-    config = msg.content["config"]
-    if str(config.get("pu-where", "cloud")) == "edge":
-        arrays = interpolate(learner.local_model(), arrays, float(config.get("mu", 0.0)))
-    return arrays
+def _received(msg: Message) -> tuple[dict, float | None]:
+    """The model sent and, when Personalized Update is mixed here, the mu to mix it with."""
+    config = msg.content[rec.CONFIG]
+    edge_mu = float(config.get(rec.MU, 0.0)) if str(config.get(rec.PU_WHERE, "cloud")) == "edge" else None
+    return rec.from_record(msg.content[rec.ARRAYS]), edge_mu
+
+
+def _reply(msg: Message, learner: EdgeLearner, metrics: dict, arrays: dict | None = None) -> Message:
+    content = {rec.METRICS: rec.metric_record(metrics), rec.INFO: rec.info_record(learner.name)}
+    if arrays is not None:
+        content[rec.ARRAYS] = rec.to_record(arrays)
+    return Message(content=RecordDict(content), reply_to=msg)
 
 
 @app.train()
 def train(msg: Message, context: Context) -> Message:
-    """Local BUC round on this edge's unlabeled images."""
+    """One local round of the edge's learner on its unlabeled images."""
     learner, _ = _learner(context)
-    config = msg.content["config"]
-    server_round = int(config["server-round"])
-    learner.start_round(server_round)  # before edge-side PU reads the local model: a resent round rewinds it
-    arrays, metrics = learner.train_round(
-        _received_model(msg, learner), server_round, int(config.get("total-rounds") or 0) or None
-    )
+    config = msg.content[rec.CONFIG]
+    arrays, edge_mu = _received(msg)
+    trained, metrics = learner.train_round(arrays, int(config[rec.SERVER_ROUND]),
+                                           int(config.get(rec.TOTAL_ROUNDS) or 0) or None, edge_mu=edge_mu)
     # Mirror the edge state in context.state (the disk copy survives SuperNode restarts).
-    context.state["buc"] = MetricRecord({"round": learner.round, "clusters": learner.num_clusters})
-    content = RecordDict({"arrays": to_record(arrays), "metrics": metric_record(metrics),
-                          "info": info_record(learner.name)})
-    return Message(content=content, reply_to=msg)
+    context.state["learner"] = MetricRecord({"round": learner.round, "clusters": learner.num_clusters})
+    return _reply(msg, learner, metrics, trained)
 
 
 @app.evaluate()
 def evaluate(msg: Message, context: Context) -> Message:
     """Rank-1/5/10 and mAP of this client's current model on its own query/gallery."""
     learner, _ = _learner(context)
-    metrics = learner.evaluate(_received_model(msg, learner))
+    metrics = learner.evaluate(*_received(msg))
     log(DEBUG, "%s: rank-1 %.1f mAP %.1f", learner.name, metrics["rank1"], metrics["mAP"])
-    content = RecordDict({"metrics": metric_record(metrics), "info": info_record(learner.name)})
-    return Message(content=content, reply_to=msg)
+    return _reply(msg, learner, metrics)
 
 
 @app.query()
@@ -101,5 +100,5 @@ def query(msg: Message, context: Context) -> Message:
     """Tell the server this node's stable client name."""
     settings = _settings(context)
     name, _ = node_identity(context, settings)
-    return Message(content=RecordDict({"info": info_record(name)}), reply_to=msg)
+    return Message(content=RecordDict({rec.INFO: rec.info_record(name)}), reply_to=msg)
 

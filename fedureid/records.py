@@ -1,14 +1,28 @@
-"""Translate between Flower records and the plain numpy dicts `reid_core` uses."""
+"""The messages between cloud and edges: their keys (one place, both apps) and numpy <-> Flower records."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 
 import numpy as np
 from flwr.app import Array, ArrayRecord, ConfigRecord, MetricRecord
 
-CLIENT_NAME_KEY = "client-name"
+from reid_core.federation.core import scalar_metrics
+
+# RecordDict entries of a message
+ARRAYS = "arrays"    # ArrayRecord: the model (down: global or personalised; up: the edge's trained model)
+CONFIG = "config"    # ConfigRecord: the round's settings, cloud -> edge
+METRICS = "metrics"  # MetricRecord: an edge's scalar results, edge -> cloud
+INFO = "info"        # ConfigRecord: who replies (CLIENT_NAME)
+# ConfigRecord keys, cloud -> edge
+SERVER_ROUND = "server-round"  # the round number, counted over resumed runs
+TOTAL_ROUNDS = "total-rounds"  # the run's rounds (0: the edge's config decides)
+MU = "mu"                      # Personalized Update's mu
+PU_WHERE = "pu-where"          # cloud | edge: where the personalised model is mixed
+QUERY = "query"                # a QUERY message asks for this key's value
+# MetricRecord / ConfigRecord keys, edge -> cloud
+NUM_EXAMPLES = "num-examples"  # training images (train) or queries (evaluate): FedAvg's weight
+CLIENT_NAME = "client-name"    # the edge's stable name (Flower's node_id changes on restart)
 
 
 def to_record(arrays: Mapping[str, np.ndarray]) -> ArrayRecord:
@@ -24,16 +38,9 @@ def from_record(record: ArrayRecord) -> dict[str, np.ndarray]:
 
 def metric_record(values: Mapping[str, float | int]) -> MetricRecord:
     """Scalar metrics only; non-finite floats become -1 so replies stay valid."""
-    out: dict[str, float | int] = {}
-    for k, v in values.items():
-        if isinstance(v, bool):
-            v = int(v)
-        if isinstance(v, float) and not math.isfinite(v):
-            v = -1.0
-        out[k] = v
-    return MetricRecord(out)
+    return MetricRecord(scalar_metrics(values))
 
 
 def info_record(client_name: str) -> ConfigRecord:
     """Who sent the reply: a stable name, not Flower's node_id (it changes on restart)."""
-    return ConfigRecord({CLIENT_NAME_KEY: client_name})
+    return ConfigRecord({CLIENT_NAME: client_name})

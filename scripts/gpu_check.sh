@@ -54,7 +54,7 @@ elapsed=$(( $(date +%s) - start ))
 if [ -z "$budget" ]; then budget=$(( total_s - elapsed - 20 )); fi
 if [ "$budget" -lt 60 ]; then budget=60; fi
 echo "running the check rows (budget ${budget} s)"
-timeout $(( budget + 15 )) "$py" -m reid_core.experiments.bench.gpu_check --out "$out" --budget-s "$budget"
+timeout $(( budget + 15 )) "$py" -m lab.bench.gpu_check --out "$out" --budget-s "$budget"
 rc=$?
 if [ $rc -ne 0 ]; then
   echo "gpu_check exited $rc; the rows measured so far are in $out" >&2

@@ -35,6 +35,23 @@ def _lazy(module: str, func: str) -> Callable[[Sequence[str]], int]:
     return call
 
 
+def _lab(func: str) -> Callable[[Sequence[str]], int]:
+    """A command of the lab (ablation, benchmarks): it lives beside the package, in a developer checkout."""
+    def call(args: Sequence[str]) -> int:
+        import importlib
+
+        try:
+            module = importlib.import_module("lab.cli")
+        except ModuleNotFoundError as err:
+            if err.name not in ("lab", "lab.cli"):
+                raise
+            print("error: this command runs from a developer checkout of the project (its lab/ folder); "
+                  "the installed package holds the product only", file=sys.stderr)
+            return 2
+        return getattr(module, func)(args)
+    return call
+
+
 COMMANDS = (
     Command("synth", "generate the embedded synthetic federation (offline, deterministic per seed)",
             "out=DIR            where to write it (required)\n"
@@ -63,7 +80,7 @@ COMMANDS = (
             "gpu-check [--out FILE]                  the GPU check table (scripts/gpu_check.sh runs it)\n"
             "(`fedureid bench KIND --help` lists each benchmark's options)",
             "fedureid bench clustering --sizes 2000 12936",
-            _lazy("fedureid.cli.run", "cmd_bench"), hydra=False),
+            _lab("cmd_bench"), hydra=False),
     Command("ablation", "standalone + the federated variants on the same clients, for one or more seeds: tables, curves",
             "experiment=NAME    default demo\n"
             "run_dir=DIR        default runs/ablation_<experiment>; reruns resume what is complete\n"
@@ -73,7 +90,7 @@ COMMANDS = (
             "seeds=[0,1,2]      one ablation per seed in run_dir/seed_S, then mean +- std tables\n"
             "examples=K         retrieval example images of the fedureid run (default 3; 0 = none)",
             "fedureid ablation experiment=real_cpu variants=[standalone,baseline,fedureid] seeds=[0,1,2]",
-            _lazy("fedureid.cli.experiments", "cmd_ablation")),
+            _lab("cmd_ablation")),
     Command("show", "one query and its top-k gallery matches from a checkpointed model, framed green/red",
             "checkpoint=DIR     RUN_DIR/checkpoint (required)\n"
             "data=DIR           the data root of the run (required)\n"
@@ -83,7 +100,7 @@ COMMANDS = (
             "model=KIND         personalized | client | global (default personalized)\n"
             "out=FILE.png       default retrieval.png",
             "fedureid show checkpoint=runs/demo/checkpoint data=runs/data/synth_demo client=mall out=mall.png",
-            _lazy("fedureid.cli.experiments", "cmd_show")),
+            _lazy("fedureid.cli.inference", "cmd_show")),
     Command("rank", "rank a gallery folder for every image of a query folder with a trained model",
             "checkpoint=DIR     RUN_DIR/checkpoint (required)\n"
             "query=DIR          query images (required)\n"
@@ -93,7 +110,7 @@ COMMANDS = (
             "model=KIND         personalized | client | global (default personalized)\n"
             "out=FILE.csv       default ranking.csv",
             "fedureid rank checkpoint=runs/demo/checkpoint query=q/ gallery=g/ out=ranking.csv",
-            _lazy("fedureid.cli.experiments", "cmd_rank")),
+            _lazy("fedureid.cli.inference", "cmd_rank")),
 )
 
 

@@ -1,4 +1,4 @@
-"""`fedureid synth | simulate | standalone | bench`: make data, run the federation or one edge, time it."""
+"""`fedureid synth | simulate | standalone`: make data, run the federation or one edge alone."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ def cmd_simulate(args: Sequence[str]) -> int:
     settings = settings_or_exit([f"experiment={experiment}", *rest])  # refuse bad values first
 
     from reid_core.data.federation import ensure_federation
-    from reid_core.experiments.report import markdown_table
+    from reid_core.federation.report import markdown_table
 
     from fedureid.launcher import submit, superlink, write_run_config
     # Absolute paths: Flower's processes do not run in this working directory.
@@ -71,7 +71,7 @@ def cmd_simulate(args: Sequence[str]) -> int:
 
 
 def cmd_standalone(args: Sequence[str]) -> int:
-    from reid_core.experiments.standalone import run_standalone
+    from reid_core.federation.in_process import run_standalone
 
     own, rest = key_values(args, ("experiment", "data"), "standalone")
     if "data" not in own:
@@ -84,24 +84,8 @@ def cmd_standalone(args: Sequence[str]) -> int:
     if not any(o.startswith("run_dir=") for o in rest):
         overrides.append(f"run_dir=runs/standalone_{name}")
     settings = settings_or_exit(overrides)
-    run_standalone(settings, name)
+    from reid_core.federation.report import per_round_table
+
+    metrics = run_standalone(settings, name)
+    print(per_round_table(metrics, "rank1"))
     return 0
-
-
-BENCHES = {
-    "clustering": "reid_core.experiments.bench.clustering",
-    "evaluation": "reid_core.experiments.bench.evaluation",
-    "round": "reid_core.experiments.bench.round",
-    "trainer": "reid_core.experiments.bench.trainer",
-    "edge": "reid_core.experiments.bench.edge",
-    "gpu-check": "reid_core.experiments.bench.gpu_check",
-}
-
-
-def cmd_bench(args: Sequence[str]) -> int:
-    if not args or args[0] not in BENCHES:
-        raise usage_error("bench", f"choose {'|'.join(BENCHES)}")
-    import importlib
-
-    bench_main = importlib.import_module(BENCHES[args[0]]).main
-    return int(bench_main(list(args[1:])) or 0)

@@ -44,10 +44,10 @@ DOMAINS: dict[str, tuple[tuple[RGB, ...], float]] = {
 
 @dataclass(frozen=True)
 class SynthDifficulty:
-    """How hard re-identification is; the lead tunes these (see scripts/check_synth_difficulty.py)."""
+    """How hard re-identification is; the lead tunes these (see lab/synth_difficulty.py)."""
 
     # Scales illumination, colour cast, blur, resolution and shift. Demo (generator v2, seed 0),
-    # mean cross-camera rank-1 over clients (scripts/check_synth_difficulty.py --epochs 8):
+    # mean cross-camera rank-1 over clients (lab/synth_difficulty.py --epochs 8):
     # 0.5 -> raw pixels 18.2%, colour histogram 27.5%, untrained CNN 15.2%, supervised 46.1%.
     camera_strength: float = 0.5
     noise: float = 4.0  # sensor noise std on a 0-255 scale (per camera 0.5x..1.5x)

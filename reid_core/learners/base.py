@@ -3,11 +3,15 @@
 A learner is one client's local unsupervised learning. The ClientApp and standalone
 training talk to it through this small interface only:
 
-- ``train_round(arrays, server_round, total_rounds) -> (arrays, metrics)``: one round;
-- ``evaluate(arrays) -> metrics``: rank-1/5/10 and mAP on the edge's query/gallery;
-- ``start_round(server_round)``: rewind when a round is sent again;
+- ``train_round(arrays, server_round, total_rounds, edge_mu) -> (arrays, metrics)``: one round,
+  the template every learner shares (start the round once, the learner's local step,
+  diagnostics, save, metrics); a learner supplies only ``_local_step``;
+- ``evaluate(arrays, edge_mu) -> metrics``: rank-1/5/10 and mAP on the edge's query/gallery;
 - ``local_model()``: the model this edge trained last (edge-side Personalized Update);
 - ``round``, ``num_clusters``, ``name``.
+
+``edge_mu`` is Personalized Update's mu when the edge mixes the received global model
+with its own last one (``pu.where=edge``), None when the cloud has mixed.
 
 State (pseudo-labels plus whatever a learner adds, and the last local model) stays in
 ``state_dir``, so a restarted node resumes its clustering. Only model arrays and scalar
@@ -23,7 +27,7 @@ import os
 import shutil
 import time
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -32,11 +36,14 @@ import torch
 
 from reid_core.config.schema import CCConfig, ClusterConfig, EarlyStopConfig, ImageConfig, ModelConfig, TrainConfig
 from reid_core.data import read_market_layout, scan_images, unlabeled_paths
-from reid_core.eval.pseudo_labels import known_identities
-from reid_core.eval.ranking import evaluate_model, extract_features
+from reid_core.eval.ranking import evaluate_model
+from reid_core.features import extract_features
+from reid_core.federation.aggregation import edge_model
 from reid_core.learners.camera import with_local_bn_statistics
+from reid_core.learners.diagnostics import known_identities, round_diagnostics
+from reid_core.learners.epochs import EpochsResult
 from reid_core.models import ReIDNet, build_model
-from reid_core.runtime.arrays import load_arrays
+from reid_core.runtime.arrays import load_arrays, model_arrays
 from reid_core.runtime.device import resolve_device
 
 log = logging.getLogger(__name__)
@@ -53,6 +60,20 @@ class LearnerConfig:
     cluster: ClusterConfig
     total_rounds: int
     cc: CCConfig = CCConfig()  # learner=cc only
+
+
+@dataclass
+class LocalStep:
+    """What a learner's local step did; the shared end of the round reports it."""
+
+    trained: EpochsResult
+    clusters_trained: int         # pseudo-identities the epochs trained on
+    diagnostic_labels: np.ndarray  # the clustering judged by the diagnostics (each outlier its own cluster)
+    features: np.ndarray | None = None     # the features clustered, for the NN diagnostics
+    merge_pairs: np.ndarray | None = None  # BUC: the pairs merged, for merge precision
+    merged: int = 0
+    seconds_cluster: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)  # the learner's own metrics
 
 
 class NoUsableData(ValueError):
@@ -203,13 +224,55 @@ class EdgeLearner(ABC):
         return known_identities([by_path[p] for p in self.paths])
 
     @abstractmethod
-    def train_round(self, arrays: Mapping[str, np.ndarray] | None, server_round: int,
-                    total_rounds: int | None = None) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        """Train on current pseudo-labels, then re-cluster; return model + scalar metrics."""
+    def _local_step(self, model: ReIDNet, server_round: int, total_rounds: int) -> LocalStep:
+        """Train `model` on this edge's images and update the pseudo-labels (and the learner's state)."""
 
-    def evaluate(self, arrays: Mapping[str, np.ndarray] | None) -> dict[str, Any]:
-        """rank-1/5/10 and mAP (percent) of `arrays` on this edge's query/gallery."""
+    def train_round(self, arrays: Mapping[str, np.ndarray] | None, server_round: int,
+                    total_rounds: int | None = None,
+                    edge_mu: float | None = None) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """One federated round: train on the pseudo-labels and re-cluster; return model + scalar metrics."""
+        self.start_round(server_round)  # before edge PU reads the local model: a resent round rewinds it
+        if edge_mu is not None:
+            arrays = edge_model(arrays, self.local_model(), edge_mu)
         t0 = time.time()
+        model = self.build(arrays)
+        step = self._local_step(model, server_round, total_rounds or self.cfg.total_rounds)
+        t_compute = time.time() - t0
+        camids = self._camids()
+        t1 = time.time()  # after the labels are chosen: the identities cannot steer them
+        diagnostics = round_diagnostics(step.diagnostic_labels, self._identities(), merge_pairs=step.merge_pairs,
+                                        features=step.features, camids=camids)
+        t_diag = time.time() - t1
+        self.round = server_round
+        out = model_arrays(model)
+        self._save_local_model(out)
+        self.save_state()
+        trained = step.trained
+        metrics = {
+            "num-examples": len(self.paths),
+            "train-loss": float(trained.loss),
+            "precision": float(trained.precision),
+            "epochs": int(trained.epochs),
+            "stopped-early": int(trained.stopped_early),
+            "clusters-trained": int(step.clusters_trained),
+            "clusters": self.num_clusters,
+            "merged": int(step.merged),
+            **step.extra,
+            "skipped-images": len(self.skipped),
+            "time-train": round(t_compute - step.seconds_cluster, 3),
+            "time-cluster": round(step.seconds_cluster, 3),
+            "time-diagnostics": round(t_diag, 3),
+            "time-compute": round(t_compute, 3),
+            **diagnostics,
+        }
+        log.info("%s round %d: %s", self.name, server_round, metrics)
+        return out, metrics
+
+    def evaluate(self, arrays: Mapping[str, np.ndarray] | None, edge_mu: float | None = None) -> dict[str, Any]:
+        """rank-1/5/10 and mAP (percent) of `arrays` (mixed here with `edge_mu`) on this edge's query/gallery."""
+        t0 = time.time()
+        if edge_mu is not None:
+            arrays = edge_model(arrays, self.local_model(), edge_mu)
         model = self.build(arrays)
         res = evaluate_model(model, self.dataset.query, self.dataset.gallery, self.cfg.image, self.device,
                              amp=self.cfg.train.amp)

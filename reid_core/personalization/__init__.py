@@ -1,1 +1,4 @@
-"""The three FedUReID parts, one module each: Personalized Clustering, Personalized Epoch, Personalized Update."""
+"""Personalized Clustering (how many clusters an edge merges) and Personalized Epoch (when it stops training).
+
+Personalized Update, the third part of FedUReID, is the cloud's model mixing: `reid_core.federation.aggregation`.
+"""

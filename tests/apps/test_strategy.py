@@ -9,8 +9,8 @@ from flwr.app import ArrayRecord, ConfigRecord, Message, MessageType, MetricReco
 
 from flwr.supercore.task_identity import TaskIdentity
 
-from reid_core.runtime.checkpoint import ServerState
-from reid_core.personalization.personalized_update import interpolate
+from reid_core.federation.state import ServerState
+from reid_core.federation.aggregation import interpolate
 from fedureid.records import from_record, info_record, to_record
 from server_app.strategy import FedUReIDStrategy
 
@@ -195,7 +195,7 @@ def test_traffic_counts_bytes_per_edge_and_distinct_models(mu, where, distinct_r
 
 
 def test_round_line_shows_training_only_when_the_client_trained():
-    from server_app.strategy import round_line
+    from reid_core.federation.core import round_line
 
     assert round_line(0, "mall", {"rank1": 10.0, "mAP": 16.34}) == "round  0  mall        | rank-1  10.0  mAP  16.3"
     line = round_line(3, "mall", {"rank1": 35.0, "mAP": 42.1, "epochs": 3, "train-loss": 4.1678,

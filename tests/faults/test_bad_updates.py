@@ -15,7 +15,7 @@ import pytest
 from flwr.app import ConfigRecord, Message, MessageType, MetricRecord, RecordDict
 
 from federations import CLIENTS, arrays_of, make_grid, metrics_of, model_reference, run_config, run_federation
-from reid_core.personalization.personalized_update import weighted_average
+from reid_core.federation.aggregation import weighted_average
 from fedureid.records import info_record, to_record
 
 pytestmark = pytest.mark.faults
@@ -122,7 +122,7 @@ def test_global_model_is_the_average_of_accepted_updates_only(tampered_run):
 # ---- fabricated replies (fast) --------------------------------------------------------------
 
 def _strategy(tmp_path):
-    from reid_core.runtime.checkpoint import ServerState
+    from reid_core.federation.state import ServerState
     from server_app.strategy import FedUReIDStrategy
 
     glob = {"w": np.zeros((2, 3), np.float32), "b": np.zeros(3, np.float32), "n": np.array(0, np.int64)}

@@ -67,7 +67,7 @@ def test_round_completes_without_the_lost_edge_and_logs_it(lost_edge_run):
 
 @pytest.mark.slow
 def test_returning_edge_gets_its_personalised_model(lost_edge_run):
-    from reid_core.personalization.personalized_update import interpolate, weighted_average
+    from reid_core.federation.aggregation import interpolate, weighted_average
     from server_app.app import settings_from_run_config
 
     mu = settings_from_run_config(lost_edge_run.rc).federation.mu

@@ -89,7 +89,7 @@ def test_resumed_history_is_complete_and_edges_do_not_redo_their_clustering(rest
 @pytest.mark.slow
 def test_resumed_run_ends_where_an_uninterrupted_run_ends(restart_runs):
     """Training is seeded: the killed-and-resumed run matches one that never stopped."""
-    from reid_core.runtime.checkpoint import ServerState
+    from reid_core.federation.state import ServerState
 
     clean = ServerState.load(restart_runs["uninterrupted"].run_dir / "checkpoint")
     resumed = ServerState.load(restart_runs["resumed"].run_dir / "checkpoint")
@@ -109,8 +109,8 @@ def test_resumed_run_ends_where_an_uninterrupted_run_ends(restart_runs):
 
 def test_crash_between_checkpoint_files_leaves_the_previous_round(tmp_path, monkeypatch):
     """kill -9 after the arrays file but before meta.json: loading gives round r, consistently."""
-    import reid_core.runtime.checkpoint as checkpoint
-    from reid_core.runtime.checkpoint import ServerState
+    import reid_core.federation.state as checkpoint
+    from reid_core.federation.state import ServerState
 
     def arrays(v):
         return {"w": np.full(3, v, np.float32)}

@@ -11,14 +11,14 @@ import pytest
 import torch
 from PIL import Image
 
-from reid_core.experiments.bench.evaluation import market_like_problem, naive_evaluate_rank
+from lab.bench.evaluation import market_like_problem, naive_evaluate_rank
 from reid_core.config.schema import ImageConfig, ModelConfig
 from reid_core.data.market import read_market_layout
+from reid_core.features import extract_features
 from reid_core.eval.ranking import (
     evaluate_features,
     evaluate_model,
     evaluate_rank,
-    extract_features,
     pairwise_sqdist,
 )
 from reid_core.models import build_model

@@ -6,7 +6,7 @@ import pytest
 
 from reid_core.config.settings import ConfigError, load_settings
 from reid_core.data.federation import ensure_federation
-from reid_core.experiments.ablation import AUTO_VARIANT, AblationPlan, federated_args, parse_variants
+from lab.ablation import AUTO_VARIANT, AblationPlan, federated_args, parse_variants
 from reid_core.learners import AUTO_CC_MIN_IMAGES, choose_learner, learner_from_settings
 from reid_core.learners.buc.learner import BUCLearner
 from reid_core.learners.cc.learner import CCLearner

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from reid_core.personalization.personalized_update import check_update, interpolate, weighted_average
+from reid_core.federation.aggregation import check_update, interpolate, weighted_average
 
 
 def model(w: float, n: int = 0) -> dict:

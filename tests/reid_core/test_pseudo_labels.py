@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from reid_core.eval.pseudo_labels import (
+from reid_core.learners.diagnostics import (
     cluster_purity,
     known_identities,
     merge_precision,

@@ -14,7 +14,7 @@ from reid_core.config.schema import ModelConfig
 from reid_core.data import resized_cache
 from reid_core.data.resized_cache import ResizedImageCache, normalised_batches
 from reid_core.data.transforms import eval_transform
-from reid_core.eval.ranking import extract_features
+from reid_core.features import extract_features
 from reid_core.models import build_model
 
 

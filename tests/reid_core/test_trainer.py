@@ -10,7 +10,7 @@ from torch.utils.data import DataLoader
 from reid_core.config.schema import EarlyStopConfig, ImageConfig, ModelConfig, TrainConfig
 from reid_core.data.images import UnlabeledImageDataset, collate_skip_none
 from reid_core.data.transforms import train_transform
-from reid_core.experiments.bench.synth_images import write_split
+from lab.bench.synth_images import write_split
 from reid_core.learners.buc.exemplar_memory import ExemplarMemory
 from reid_core.learners.buc.trainer import seed_everything, train_epochs
 from reid_core.models import build_model, param_groups

@@ -15,20 +15,19 @@ from typing import Any, Mapping
 import numpy as np
 
 from reid_core.config.schema import EarlyStopConfig
-from reid_core.eval.pseudo_labels import round_diagnostics
-from reid_core.personalization.personalized_clustering import Profiler
-from reid_core.learners.base import EdgeLearner
-from reid_core.learners.camera import cross_camera_partners, remove_camera_means
+from reid_core.learners.base import EdgeLearner, LocalStep
 from reid_core.learners.buc.exemplar_memory import ExemplarMemory
 from reid_core.learners.buc.merge import buc_merge
 from reid_core.learners.buc.trainer import train_epochs
-from reid_core.runtime.arrays import model_arrays
+from reid_core.learners.camera import cross_camera_partners, remove_camera_means
+from reid_core.models import ReIDNet
+from reid_core.personalization.personalized_clustering import Profiler
 
 log = logging.getLogger(__name__)
 
 
 class BUCLearner(EdgeLearner):
-    """Pseudo-label learner of one client; `train_round` is one federated round."""
+    """BUC learner of one client; its local step is the exemplar-memory epochs, then a merge."""
 
     KIND = "buc"
 
@@ -48,27 +47,23 @@ class BUCLearner(EdgeLearner):
         self.memory = arrays["memory"] if arrays["memory"].size else None
         self.profiler.load_state_dict(meta.get("profiler", {}))
 
-    def train_round(self, arrays: Mapping[str, np.ndarray] | None, server_round: int,
-                    total_rounds: int | None = None) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        """Train on current pseudo-labels, then merge clusters; return model + scalar metrics."""
-        total = total_rounds or self.cfg.total_rounds
-        self.start_round(server_round)
-        t0 = time.time()
-        model = self.build(arrays)
+    def _local_step(self, model: ReIDNet, server_round: int, total_rounds: int) -> LocalStep:
+        """Train on the current clusters, then merge as many as Personalized Clustering asks."""
         tc = self.cfg.train
         first = self.round == 0
+        clusters_trained = self.num_clusters
         memory = ExemplarMemory(self.num_clusters, model.embed_dim_out, tc.temperature)
         embed = None
         if tc.memory_init == "mean" or tc.cross_camera_weight > 0:
             embed = self._features(model, "embed")
         if tc.memory_init == "mean":
             memory.init_from_features(embed, self.labels)
+        camids = self._camids()
         partners = None
         if tc.cross_camera_weight > 0:  # camera ids only: each image's nearest other-camera image
-            partners = cross_camera_partners(embed, self._camids(), mutual=tc.cross_camera_mutual)
-        stop_cfg = self.cfg.early_stop
-        if first:  # the paper's PE applies after the instance-level first stage
-            stop_cfg = EarlyStopConfig(rule="none")
+            partners = cross_camera_partners(embed, camids, mutual=tc.cross_camera_mutual)
+        # the paper's PE applies after the instance-level first stage
+        stop_cfg = EarlyStopConfig(rule="none") if first else self.cfg.early_stop
         result = train_epochs(
             model, self.paths, self.labels, memory,
             lr=tc.first_round_lr if first else tc.lr,
@@ -76,48 +71,19 @@ class BUCLearner(EdgeLearner):
             train_cfg=tc, image_cfg=self.cfg.image, stop_cfg=stop_cfg, device=self.device,
             seed=tc.seed * 1000 + server_round, desc=f"{self.name} r{server_round}", partners=partners,
         )
-        t_train = time.time() - t0
-        merged = 0
-        clusters_trained = self.num_clusters
-        feats, merge_stats, camids = None, {}, self._camids()
-        if server_round < total:  # no merge after the last round's training
+        merged, feats, merge_stats, t_cluster = 0, None, {}, 0.0
+        if server_round < total_rounds:  # no merge after the last round's training
             t1 = time.time()
             feats = self._features(model, self.cfg.cluster.feature)
             if self.cfg.cluster.camera_normalize:
                 feats = remove_camera_means(feats, camids)
-            merged = self.profiler.num_merge(server_round - 1, self.num_clusters, features=feats,
-                                             camids=camids)
+            merged = self.profiler.num_merge(server_round - 1, self.num_clusters, features=feats, camids=camids)
             merged = min(merged, self.num_clusters - 1)
             if merged > 0:
                 self.labels = buc_merge(feats, self.labels, merged, self.cfg.cluster.lam,
                                         stats=merge_stats).astype(np.int64)
             t_cluster = time.time() - t1
-        else:
-            t_cluster = 0.0
-        t2 = time.time()  # after the labels are chosen: the identities cannot steer them
-        diagnostics = round_diagnostics(self.labels, self._identities(), merge_pairs=merge_stats.get("merge_pairs"),
-                                        features=feats, camids=camids)
-        t_diag = time.time() - t2
         self.memory = memory.to_numpy()
-        self.round = server_round
-        out = model_arrays(model)
-        self._save_local_model(out)
-        self.save_state()
-        metrics = {
-            "num-examples": len(self.paths),
-            "train-loss": float(result.loss),
-            "precision": float(result.precision),
-            "epochs": int(result.epochs),
-            "stopped-early": int(result.stopped_early),
-            "clusters-trained": clusters_trained,
-            "clusters": self.num_clusters,
-            "merged": int(merged),
-            "skipped-images": len(self.skipped),
-            "time-train": round(t_train, 3),
-            "time-cluster": round(t_cluster, 3),
-            "time-diagnostics": round(t_diag, 3),
-            "time-compute": round(time.time() - t0 - t_diag, 3),
-            **diagnostics,
-        }
-        log.info("%s round %d: %s", self.name, server_round, metrics)
-        return out, metrics
+        return LocalStep(trained=result, clusters_trained=clusters_trained, diagnostic_labels=self.labels,
+                         features=feats, merge_pairs=merge_stats.get("merge_pairs"), merged=merged,
+                         seconds_cluster=t_cluster)

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import logging
-import time
-from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
@@ -14,25 +12,16 @@ from torch.utils.data import DataLoader
 from reid_core.config.schema import EarlyStopConfig, ImageConfig, TrainConfig
 from reid_core.data.images import UnlabeledImageDataset, collate_skip_none
 from reid_core.data.transforms import train_transform
-from reid_core.personalization.personalized_epoch import EarlyStopper
-from reid_core.runtime.knn import faiss_worker_init
 from reid_core.learners.buc.exemplar_memory import ExemplarMemory
+from reid_core.learners.epochs import EpochsResult, run_epochs
 from reid_core.models import ReIDNet, param_groups
-from reid_core.runtime.precision import amp_context, grad_scaler, loader_options, prepare_model, to_device_images
+from reid_core.runtime.knn import faiss_worker_init
+from reid_core.runtime.precision import loader_options
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class TrainResult:
-    """What one local training stage did (scalars only: these are reported)."""
-
-    epochs: int
-    loss: float
-    precision: float
-    stopped_early: bool
-    images_seen: int
-    seconds: float
+TrainResult = EpochsResult  # what one local training stage did
 
 
 def seed_everything(seed: int) -> torch.Generator:
@@ -94,77 +83,18 @@ def train_epochs(
         weight_decay=train_cfg.weight_decay,
         nesterov=train_cfg.nesterov,
     )
-    autocast = amp_context(train_cfg.amp, device)
-    scaler = grad_scaler(train_cfg.amp, device)
-    stopper = EarlyStopper(stop_cfg, max_epochs)
-    prepare_model(model, device).train()
     memory.to(device)
-    start, seen, last_loss, last_prec, stopped = time.time(), 0, float("nan"), 0.0, False
-    progress = _progress(max_epochs * len(loader), desc, train_cfg.progress)
-    for _epoch in range(max_epochs):
-        # Per-batch loss and hits stay tensors until the epoch ends: no device sync per batch.
-        batch_loss, batch_correct, batch_size = [], [], []
-        for batch in loader:
-            if batch is None:  # every image of the batch failed to decode
-                continue
-            images, targets, index = batch
-            images, targets = to_device_images(images, device), targets.to(device, non_blocking=True)
-            with autocast():
-                embedding, _pooled = model(images)
-            embedding = embedding.float()  # the memory loss and update in fp32 (no-op without amp)
-            extra = partner_labels[index].to(device) if partner_labels is not None else None
-            loss, logits = memory.loss(embedding, targets, extra, train_cfg.cross_camera_weight, check=False)
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
+
+    def objective(embedding: torch.Tensor, targets: torch.Tensor, index: torch.Tensor):
+        targets = targets.to(device, non_blocking=True)
+        extra = partner_labels[index].to(device) if partner_labels is not None else None
+        loss, logits = memory.loss(embedding, targets, extra, train_cfg.cross_camera_weight, check=False)
+
+        def after_step():
             memory.update(embedding.detach(), targets, check=False)
-            batch_loss.append(loss.detach())
-            batch_correct.append((logits.detach().argmax(dim=1) == targets).sum())
-            batch_size.append(len(targets))
-            progress.update(1)
-        tot_loss, tot_n, tot_correct = _close_epoch(stopper, batch_loss, batch_correct, batch_size)
-        seen += tot_n
-        last_loss = tot_loss / max(tot_n, 1)
-        last_prec = tot_correct / max(tot_n, 1)
-        progress.set_postfix(loss=f"{last_loss:.3f}", prec=f"{last_prec:.2f}")
-        if stopper.end_epoch():
-            stopped = stopper.epochs_run < max_epochs
-            break
-    progress.close()
-    return TrainResult(
-        epochs=stopper.epochs_run,
-        loss=last_loss,
-        precision=last_prec,
-        stopped_early=stopped,
-        images_seen=seen,
-        seconds=time.time() - start,
-    )
+            return (logits.detach().argmax(dim=1) == targets).sum(), len(targets)
+        return loss, after_step
 
-
-def _close_epoch(stopper: EarlyStopper, losses: list[torch.Tensor], correct: list[torch.Tensor],
-                 sizes: list[int]) -> tuple[float, int, int]:
-    """Feed the epoch's batches to the stopper (one device sync); return loss sum, images, hits."""
-    if not sizes:
-        return 0.0, 0, 0
-    loss_values = torch.stack(losses).tolist()
-    correct_values = [int(c) for c in torch.stack(correct).tolist()]
-    tot_loss = 0.0
-    for loss, hits, size in zip(loss_values, correct_values, sizes):
-        stopper.update_batch(hits, size, loss)
-        tot_loss += loss * size  # same order and values as summing per batch
-    return tot_loss, sum(sizes), sum(correct_values)
-
-
-class _NoProgress:
-    def update(self, n: int) -> None: ...
-    def set_postfix(self, **kw: str) -> None: ...
-    def close(self) -> None: ...
-
-
-def _progress(total: int, desc: str, enabled: bool):
-    if not enabled:
-        return _NoProgress()
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc=desc, leave=False, dynamic_ncols=True)
+    return run_epochs(model, optimizer, epoch_batches=lambda _epoch: loader, objective=objective,
+                      max_epochs=max_epochs, stop_cfg=stop_cfg, amp=train_cfg.amp, device=device,
+                      progress=train_cfg.progress, progress_total=max_epochs * len(loader), desc=desc)

@@ -11,18 +11,15 @@ model's arrays and scalar metrics leave.
 from __future__ import annotations
 
 import logging
-import time
 from typing import Any, Mapping
 
 import numpy as np
 
 from reid_core.config.schema import EarlyStopConfig
-from reid_core.eval.pseudo_labels import round_diagnostics
-from reid_core.learners.base import EdgeLearner
+from reid_core.learners.base import EdgeLearner, LocalStep
 from reid_core.learners.cc.clustering import Clustering, auto_min_samples, cluster_features
 from reid_core.learners.cc.trainer import train_cc_epochs
 from reid_core.models import ReIDNet
-from reid_core.runtime.arrays import model_arrays
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +33,7 @@ def outliers_as_singletons(labels: np.ndarray) -> np.ndarray:
 
 
 class CCLearner(EdgeLearner):
-    """Cluster-contrast learner of one client; `train_round` is one federated round."""
+    """Cluster-contrast learner of one client; its local step is epochs of cluster, memory, ClusterNCE."""
 
     KIND = "cc"
 
@@ -70,49 +67,21 @@ class CCLearner(EdgeLearner):
                                       camera_penalty=cc.camera_penalty)
         return clustering, embed, feats
 
-    def train_round(self, arrays: Mapping[str, np.ndarray] | None, server_round: int,
-                    total_rounds: int | None = None) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        """Local epochs with clustering before each; return model + scalar metrics (BUC's keys)."""
-        self.start_round(server_round)
-        t0 = time.time()
-        model = self.build(arrays)
+    def _local_step(self, model: ReIDNet, server_round: int, total_rounds: int) -> LocalStep:
+        """Local epochs with clustering before each; the last clustering is the edge's pseudo-labels."""
         tc = self.cfg.train
         first = self.round == 0
-        camids = self._camids()
         result = train_cc_epochs(
-            model, self.paths, camids, self._relabel,
+            model, self.paths, self._camids(), self._relabel,
             max_epochs=tc.first_round_epochs if first else tc.epochs, cc=self.cfg.cc, image_cfg=self.cfg.image,
             stop_cfg=EarlyStopConfig(rule="none") if first else self.cfg.early_stop, device=self.device,
-            seed=tc.seed * 1000 + server_round, desc=f"{self.name} r{server_round}")
-        t_compute = time.time() - t0
+            seed=tc.seed * 1000 + server_round, desc=f"{self.name} r{server_round}", amp=tc.amp,
+            progress=tc.progress)
         clustering = result.clustering
         self.labels = clustering.labels.astype(np.int64)
         self.memory = result.memory
-        t2 = time.time()  # after the labels are chosen: the identities cannot steer them
-        diagnostics = round_diagnostics(outliers_as_singletons(self.labels), self._identities(),
-                                        features=result.cluster_features, camids=camids)
-        t_diag = time.time() - t2
-        self.round = server_round
-        out = model_arrays(model)
-        self._save_local_model(out)
-        self.save_state()
-        metrics = {
-            "num-examples": len(self.paths),
-            "train-loss": float(result.loss),
-            "precision": float(result.precision),
-            "epochs": int(result.epochs),
-            "stopped-early": int(result.stopped_early),
-            "clusters-trained": clustering.num_clusters,
-            "clusters": self.num_clusters,
-            "merged": 0,  # DBSCAN reclusters from scratch; nothing is merged
-            "outliers": clustering.outliers,
-            "min-samples": clustering.min_samples,
-            "skipped-images": len(self.skipped),
-            "time-train": round(t_compute - result.cluster_seconds, 3),
-            "time-cluster": round(result.cluster_seconds, 3),
-            "time-diagnostics": round(t_diag, 3),
-            "time-compute": round(t_compute, 3),
-            **diagnostics,
-        }
-        log.info("%s round %d: %s", self.name, server_round, metrics)
-        return out, metrics
+        # DBSCAN reclusters from scratch: nothing is merged
+        return LocalStep(trained=result, clusters_trained=clustering.num_clusters,
+                         diagnostic_labels=outliers_as_singletons(self.labels), features=result.cluster_features,
+                         seconds_cluster=result.cluster_seconds,
+                         extra={"outliers": clustering.outliers, "min-samples": clustering.min_samples})

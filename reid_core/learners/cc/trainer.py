@@ -24,8 +24,9 @@ from reid_core.learners.cc.memory import ClusterMemory
 from reid_core.learners.cc.sampler import batches_per_epoch, pk_batches
 from reid_core.learners.cc.transforms import cc_train_transform
 from reid_core.models import ReIDNet
-from reid_core.personalization.personalized_epoch import EarlyStopper
+from reid_core.learners.epochs import EpochsResult, run_epochs
 from reid_core.runtime.knn import faiss_worker_init
+from reid_core.runtime.precision import loader_options
 
 log = logging.getLogger(__name__)
 
@@ -33,15 +34,10 @@ log = logging.getLogger(__name__)
 Relabel = Callable[[ReIDNet], tuple[Clustering, np.ndarray, np.ndarray]]
 
 
-@dataclass
-class CCTrainResult:
+@dataclass(frozen=True)
+class CCTrainResult(EpochsResult):
     """What one round's local epochs did; `clustering`/`memory` are the last epoch's."""
 
-    epochs: int
-    loss: float
-    precision: float
-    stopped_early: bool
-    images_seen: int
     cluster_seconds: float
     clustering: Clustering | None
     memory: np.ndarray | None
@@ -67,7 +63,8 @@ def build_memory(cc: CCConfig, features: np.ndarray, labels: np.ndarray,
 
 def train_cc_epochs(model: ReIDNet, paths: Sequence[str], camids: np.ndarray, relabel: Relabel, *,
                     max_epochs: int, cc: CCConfig, image_cfg: ImageConfig, stop_cfg: EarlyStopConfig,
-                    device: torch.device, seed: int, desc: str = "cc") -> CCTrainResult:
+                    device: torch.device, seed: int, desc: str = "cc", amp: str = "off",
+                    progress: bool = False) -> CCTrainResult:
     """Up to `max_epochs` epochs; clustering before each (`cc.cluster_every=epoch`) or the first only."""
     if len(paths) != len(camids):
         raise ValueError(f"{len(paths)} images but {len(camids)} camera ids")
@@ -76,59 +73,55 @@ def train_cc_epochs(model: ReIDNet, paths: Sequence[str], camids: np.ndarray, re
         image_cfg.height, image_cfg.width, cc.erasing, image_cfg.photometric))
     optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad],
                                  lr=cc.lr, weight_decay=cc.weight_decay)
-    stopper = EarlyStopper(stop_cfg, max_epochs)
     dropout = model.dropout.p
     model.dropout.p = cc.dropout
     p = max(1, image_cfg.batch_size // cc.instances)
-    clustering = memory = feats = None
     cams_t = torch.as_tensor(np.asarray(camids, np.int64))  # the cameras never change within a round
-    seen, last_loss, last_prec, cluster_s = 0, float("nan"), 0.0, 0.0
-    for epoch in range(max_epochs):
+    # What the latest clustering made: its labels, the memory built on them, the features clustered
+    now: dict = {"clustering": None, "memory": None, "features": None, "labels": None, "seconds": 0.0}
+
+    def epoch_batches(epoch: int):
         if epoch == 0 or cc.cluster_every == "epoch":
             t0 = time.perf_counter()
-            clustering, centroid_feats, feats = relabel(model)
-            memory = None
+            clustering, centroid_feats, now["features"] = relabel(model)
+            now["clustering"], now["memory"] = clustering, None
             if clustering.num_clusters > 0:
-                memory = build_memory(cc, centroid_feats, clustering.labels, camids).to(device)
-            cluster_s += time.perf_counter() - t0
-            labels_t = torch.as_tensor(clustering.labels)
-        tot_loss, tot_n, tot_correct = 0.0, 0, 0
-        if memory is not None:
-            # epoch_size=all: as many batches as a pass over every image (BUC's steps, whatever the outliers)
-            pass_images = int((clustering.labels >= 0).sum()) if cc.epoch_size == "clustered" else len(camids)
-            batches = pk_batches(clustering.labels, camids, p, cc.instances,
-                                 batches_per_epoch(pass_images, p * cc.instances, cc.iters), rng)
-            loader = DataLoader(dataset, batch_sampler=[b.tolist() for b in batches],
-                                num_workers=image_cfg.num_workers, worker_init_fn=faiss_worker_init,
-                                collate_fn=collate_skip_none, generator=gen)
-            model.train()
-            for batch in loader:
-                if batch is None:
-                    continue
-                images, _, index = batch
-                images, targets, cams = images.to(device), labels_t[index].to(device), cams_t[index].to(device)
-                embedding, _pooled = model(images)
-                loss, logits = memory.loss(embedding, targets, cams)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                memory.update(embedding.detach(), targets, cams)
-                correct, size = memory.precision(logits.detach(), targets)
-                stopper.update_batch(correct, size, float(loss.item()))
-                tot_loss += float(loss.item()) * size
-                tot_n += size
-                tot_correct += correct
-        else:
+                now["memory"] = build_memory(cc, centroid_feats, clustering.labels, camids).to(device)
+            now["seconds"] += time.perf_counter() - t0
+            now["labels"] = torch.as_tensor(clustering.labels)
+        if now["memory"] is None:
             log.warning("%s epoch %d: every image is an outlier; nothing to train on", desc, epoch + 1)
-        seen += tot_n
-        if tot_n:
-            last_loss, last_prec = tot_loss / tot_n, tot_correct / tot_n
+            return None
+        labels = now["clustering"].labels
+        # epoch_size=all: as many batches as a pass over every image (BUC's steps, whatever the outliers)
+        pass_images = int((labels >= 0).sum()) if cc.epoch_size == "clustered" else len(camids)
+        batches = pk_batches(labels, camids, p, cc.instances,
+                             batches_per_epoch(pass_images, p * cc.instances, cc.iters), rng)
+        return DataLoader(dataset, batch_sampler=[b.tolist() for b in batches],
+                          num_workers=image_cfg.num_workers, worker_init_fn=faiss_worker_init,
+                          collate_fn=collate_skip_none, generator=gen,
+                          **loader_options(device, image_cfg.num_workers))
+
+    def objective(embedding: torch.Tensor, _loaded: torch.Tensor, index: torch.Tensor):
+        memory = now["memory"]
+        targets, cams = now["labels"][index].to(device), cams_t[index].to(device)
+        loss, logits = memory.loss(embedding, targets, cams)
+
+        def after_step():
+            memory.update(embedding.detach(), targets, cams)
+            return memory.precision(logits.detach(), targets)
+        return loss, after_step
+
+    def epoch_done(epoch: int, loss: float, precision: float) -> None:
+        clustering = now["clustering"]
         log.info("%s epoch %d: %d clusters, %d outliers, loss %.3f, precision %.3f", desc, epoch + 1,
-                 clustering.num_clusters, clustering.outliers, last_loss, last_prec)
-        if stopper.end_epoch():
-            break
+                 clustering.num_clusters, clustering.outliers, loss, precision)
+
+    result = run_epochs(model, optimizer, epoch_batches=epoch_batches, objective=objective,
+                        max_epochs=max_epochs, stop_cfg=stop_cfg, amp=amp, device=device, progress=progress,
+                        desc=desc, epoch_done=epoch_done)
     model.dropout.p = dropout
-    return CCTrainResult(epochs=stopper.epochs_run, loss=last_loss, precision=last_prec,
-                         stopped_early=stopper.stopped_early, images_seen=seen, cluster_seconds=cluster_s,
-                         clustering=clustering, memory=memory.to_numpy() if memory is not None else None,
-                         cluster_features=feats)
+    memory = now["memory"]
+    return CCTrainResult(**result.__dict__, cluster_seconds=now["seconds"], clustering=now["clustering"],
+                         memory=memory.to_numpy() if memory is not None else None,
+                         cluster_features=now["features"])

@@ -1,0 +1,1 @@
+"""Benchmarks run as ``python -m lab.bench.<name>`` (they may print)."""

@@ -1,0 +1,157 @@
+"""The cloud's side of a federated round, without Flower: what every engine drives.
+
+A round, as data flows through it:
+1. `downlink(name, global)`: the model each edge starts from (PU at the cloud), or the
+   global model for every edge (PU at the edge, one broadcast);
+2. each reply is checked (`examples_problem`, `update_problem`); a bad one is
+   `reject`ed with its reason, the others go to `aggregate` (FedAvg weighted by #images);
+3. `record_evaluation` per edge, then `finish_round`: the round's wall time, the
+   checkpoint and the console lines.
+
+The Flower strategy (`server_app.strategy`) translates messages into these calls; the
+in-process driver (`reid_core.federation.in_process`) calls them directly. Both keep the
+same `ServerState`, so metrics.json and checkpoints agree by construction.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+
+from reid_core.federation.aggregation import check_update, interpolate, weighted_average
+from reid_core.federation.state import ServerState
+
+log = logging.getLogger(__name__)
+
+MAX_EXAMPLES = 10_000_000  # an example count above this is absurd for one edge
+# Averaged over the accepted edges (weighted by #images) for the one-line summary of a round
+TRAIN_SUMMARY_KEYS = ("train-loss", "precision", "epochs", "clusters", "diag-purity")
+PU_PLACES = ("cloud", "edge")
+
+Say = Callable[[int, str], None]  # (logging level, message): where the core's messages go
+
+
+def python_log(level: int, message: str) -> None:
+    log.log(level, "%s", message)
+
+
+def scalar_metrics(values: Mapping[str, Any]) -> dict[str, float | int]:
+    """What an edge reports: numbers only; bools become 0/1 and non-finite floats -1 (a reply stays valid)."""
+    out: dict[str, float | int] = {}
+    for key, value in values.items():
+        if isinstance(value, bool):
+            value = int(value)
+        if isinstance(value, float) and not math.isfinite(value):
+            value = -1.0
+        out[key] = value
+    return out
+
+
+def round_line(rnd: int, name: str, m: Mapping[str, Any]) -> str:
+    """One console line per client and round: what it trained (if it did) and how it ranks."""
+    line = f"round {rnd:2d}  {name:<10}"
+    if "epochs" in m:
+        line += (f" epochs {int(m['epochs']):2d}  loss {float(m['train-loss']):6.3f}"
+                 f"  prec {float(m['precision']):4.2f}  clusters {int(m['clusters']):4d}")
+    return line + f"  | rank-1 {float(m['rank1']):5.1f}  mAP {float(m['mAP']):5.1f}"
+
+
+class FederationCore:
+    """Global model, each edge's last local model and the history, and the rules of a round.
+
+    Edges are known by their stable client name (Flower's node ids change on restart).
+    """
+
+    def __init__(self, state: ServerState, mu: float, pu_where: str = "cloud", min_clients: int = 2,
+                 checkpoint_dir: str | None = None, say: Say = python_log) -> None:
+        if pu_where not in PU_PLACES:  # the config refused it already: this guards direct use
+            raise ValueError(f"pu_where must be one of {PU_PLACES}, got {pu_where!r}")
+        self.state = state
+        self.mu = float(mu)
+        self.pu_where = pu_where
+        self.min_clients = min_clients
+        self.checkpoint_dir = checkpoint_dir
+        self.say = say
+
+    # ---- downlink -------------------------------------------------------------
+    def personalized_arrays(self, name: str, global_arrays: Mapping[str, np.ndarray]) -> dict:
+        """theta_k for one client (the global model when it has no local model yet)."""
+        return interpolate(self.state.client_arrays.get(name), global_arrays, self.mu)
+
+    def downlink(self, name: str, global_arrays: Mapping[str, np.ndarray]) -> Mapping[str, np.ndarray]:
+        """What is sent to edge `name`: its personalised model, or the global one when the edge mixes."""
+        if self.pu_where == "edge":
+            return global_arrays
+        return self.personalized_arrays(name, global_arrays)
+
+    def edge_mu(self) -> float | None:
+        """The mu an edge mixes with (PU at the edge), or None when the cloud has mixed."""
+        return self.mu if self.pu_where == "edge" else None
+
+    # ---- uplink ---------------------------------------------------------------
+    @staticmethod
+    def examples_problem(n: object) -> str | None:
+        """Why an edge's example count cannot weigh its update, or None."""
+        if isinstance(n, bool) or not isinstance(n, (int, float)) or not math.isfinite(n) or not 0 < n <= MAX_EXAMPLES:
+            return f"bad num-examples {n!r}"
+        return None
+
+    def update_problem(self, arrays: Mapping[str, np.ndarray]) -> str | None:
+        """Why an uploaded model cannot be averaged (names, shapes, dtypes, NaN/Inf), or None."""
+        return check_update(arrays, self.state.global_arrays)
+
+    def reject(self, rnd: int, name: str, reason: str, phase: str) -> None:
+        """Leave a reply out, saying so in the log and in the round record."""
+        self.say(logging.WARNING, f"round {rnd}: rejected {'update' if phase == 'train' else 'evaluation'} "
+                                  f"from '{name}': {reason}")
+        self.state.round_record(rnd)["rejected"].append({"client": name, "reason": reason, "phase": phase})
+
+    def aggregate(self, rnd: int, accepted: Mapping[str, tuple[Mapping[str, np.ndarray], Mapping[str, Any]]]
+                  ) -> tuple[dict[str, np.ndarray] | None, dict[str, float]]:
+        """FedAvg of the accepted (arrays, metrics) by #images; each edge's model and metrics kept.
+
+        Returns the new global model (None when nothing was accepted) and the round's
+        weighted mean of `TRAIN_SUMMARY_KEYS`.
+        """
+        record = self.state.round_record(rnd)
+        self.say(logging.INFO, f"round {rnd}: aggregating {len(accepted)} update(s) {sorted(accepted)}")
+        if len(accepted) < self.min_clients:
+            self.say(logging.WARNING, f"round {rnd}: {len(accepted)} valid update(s) < min_clients="
+                                      f"{self.min_clients}; global model kept")
+        if not accepted:
+            return None, {}
+        names = sorted(accepted)  # FedAvg pairs arrays by position: one fixed order
+        local = {n: {k: accepted[n][0][k] for k in self.state.global_arrays} for n in names}
+        weights = [accepted[n][1]["num-examples"] for n in names]
+        self.state.global_arrays = weighted_average([local[n] for n in names], weights)
+        for n, w in zip(names, weights):
+            self.state.client_arrays[n] = local[n]
+            self.state.client_examples[n] = int(w)
+            # metrics.json spells it num_examples; the edges' reply key is num-examples
+            record["clients"].setdefault(n, {}).update({**accepted[n][1], "num_examples": int(w)})
+        total = float(sum(weights))
+        summary = {k: sum(accepted[n][1][k] * w for n, w in zip(names, weights)) / total
+                   for k in TRAIN_SUMMARY_KEYS
+                   if all(isinstance(accepted[n][1].get(k), (int, float)) for n in names)}
+        return self.state.global_arrays, summary
+
+    def record_evaluation(self, rnd: int, name: str, metrics: Mapping[str, Any]) -> None:
+        """Keep an edge's rank-1/5/10 and mAP (and its query count) in the round record."""
+        evaluation = {k: float(v) for k, v in metrics.items() if k != "num-examples"}
+        evaluation["num_queries"] = int(metrics["num-examples"])
+        self.state.round_record(rnd)["clients"].setdefault(name, {}).update(evaluation)
+
+    def finish_round(self, rnd: int, wall_s: float) -> None:
+        """Close round `rnd`: its wall time, the checkpoint, one console line per client."""
+        record = self.state.round_record(rnd)
+        record["wall_s"] = round(wall_s, 3)
+        self.state.round = rnd
+        if self.checkpoint_dir:
+            self.state.save(self.checkpoint_dir)
+        for name, m in sorted(record["clients"].items()):
+            if "rank1" in m:
+                self.say(logging.INFO, round_line(rnd, name, m))

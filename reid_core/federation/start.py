@@ -1,0 +1,76 @@
+"""From settings to a federation: the initial (or resumed) state, the core, the run's metadata."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import time
+from dataclasses import asdict
+from typing import Any
+
+import torch
+
+from reid_core.config.settings import ConfigError, Settings
+from reid_core.federation.core import FederationCore, Say, python_log
+from reid_core.federation.state import ServerState
+from reid_core.models import build_model
+from reid_core.runtime.arrays import model_arrays
+
+
+def fingerprint(settings: Settings) -> str:
+    """What must match for a checkpoint to be resumed (not paths, timeouts or resume)."""
+    d = asdict(settings)
+    for key in ("run_dir", "overrides", "rounds"):
+        d.pop(key)
+    d["federation"] = {k: v for k, v in d["federation"].items() if k in ("mu", "pu_where")}
+    d["train"].pop("progress")
+    return hashlib.sha1(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def checkpoint_dir(settings: Settings) -> str:
+    return os.path.join(settings.run_dir, "checkpoint")
+
+
+def ensure_synthetic_data(settings: Settings) -> None:
+    """Generate the embedded synthetic federation on first use (atomic, idempotent)."""
+    if not settings.synth_preset:
+        return
+    from reid_core.data.federation import ensure_federation
+
+    ensure_federation(settings.data_root, seed=settings.synth_seed, preset=settings.synth_preset)
+
+
+def initial_state(settings: Settings, say: Say = python_log) -> ServerState:
+    """Resume from the run's checkpoint when allowed, else a fresh model seeded by `settings.seed`."""
+    fp = fingerprint(settings)
+    if settings.federation.resume:
+        state = ServerState.load(checkpoint_dir(settings))
+        if state is not None:
+            if state.fingerprint != fp:
+                raise ConfigError(
+                    f"run_dir {settings.run_dir} holds a checkpoint of a different configuration; "
+                    "use another run_dir or federation.resume=false"
+                )
+            say(logging.INFO, f"resuming from checkpoint after round {state.round} "
+                              f"(clients {sorted(state.client_arrays)})")
+            return state
+    torch.manual_seed(settings.seed)
+    return ServerState(global_arrays=model_arrays(build_model(settings.model)), fingerprint=fp)
+
+
+def federation_core(settings: Settings, say: Say = python_log) -> FederationCore:
+    """The core of the configured federation, its state fresh or resumed from run_dir."""
+    fed = settings.federation
+    return FederationCore(initial_state(settings, say), mu=fed.mu, pu_where=fed.pu_where,
+                          min_clients=fed.min_clients,
+                          checkpoint_dir=checkpoint_dir(settings) if fed.checkpoint else None, say=say)
+
+
+def run_meta(settings: Settings, started: float, engine: str) -> dict[str, Any]:
+    """What metrics.json says of the run besides its rounds."""
+    fed = settings.federation
+    return {"experiment": settings.experiment, "algorithm": settings.algorithm, "rounds_total": settings.rounds,
+            "mu": fed.mu, "pu_where": fed.pu_where, "clients": list(settings.clients), "engine": engine,
+            "wall_s_serverapp": round(time.time() - started, 2), "overrides": list(settings.overrides)}

@@ -1,0 +1,1 @@
+"""Using a trained model: rank a gallery folder for query images, draw retrieval examples."""

@@ -1,0 +1,60 @@
+"""The in-process federation (no Flower) drives the same core as the Flower strategy: same figures."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from reid_core.config.settings import ConfigError, load_settings
+from reid_core.federation.in_process import run_in_process
+
+REPO = Path(__file__).resolve().parents[2]
+FIGURES = ("clusters", "num_examples", "epochs", "train-loss", "precision", "rank1", "rank5", "mAP")
+
+
+def _settings(run_dir: Path, data: Path, *extra: str):
+    return load_settings(["experiment=smoke", f"run_dir={run_dir}", f"data.root={data}", *extra])
+
+
+def test_deadline_ends_after_whole_rounds(tmp_path):
+    # The first round always runs; with the deadline spent, the second does not start.
+    metrics = run_in_process(_settings(tmp_path / "run", tmp_path / "data", "rounds=2"), deadline_s=0.001)
+    assert [r["round"] for r in metrics["rounds"]] == [1]
+    assert metrics["engine"] == "inprocess" and metrics["initial"]
+    assert sorted(metrics["final"]) == ["edge_a", "edge_b", "edge_c"]
+
+
+@pytest.mark.slow
+def test_in_process_gives_the_flower_simulations_figures_exactly(tmp_path):
+    data = tmp_path / "data"
+    extra = ["+learner_for.edge_b=cc"]  # both learners go through the same core
+    flower = subprocess.run([sys.executable, "-m", "fedureid.cli", "simulate", "experiment=smoke",
+                             f"run_dir={tmp_path / 'sim'}", f"data.root={data}", *extra],
+                            cwd=REPO, capture_output=True, text=True, timeout=900)
+    assert flower.returncode == 0, flower.stderr[-3000:]
+    ours = run_in_process(_settings(tmp_path / "inproc", data, *extra))
+    theirs = json.loads((tmp_path / "sim" / "metrics.json").read_text())
+    assert ours["initial"] == theirs["initial"]
+    assert [r["round"] for r in ours["rounds"]] == [r["round"] for r in theirs["rounds"]] == [1, 2]
+    for mine, ref in zip(ours["rounds"], theirs["rounds"]):
+        assert sorted(mine["clients"]) == sorted(ref["clients"])
+        for client, m in ref["clients"].items():
+            assert {k: mine["clients"][client][k] for k in FIGURES} == {k: m[k] for k in FIGURES}, client
+
+
+def test_bad_deadline_refused_before_any_work(tmp_path):
+    with pytest.raises(ValueError, match="deadline_s"):
+        run_in_process(_settings(tmp_path / "run", tmp_path / "data"), deadline_s=-1)
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_rerun_resumes_after_its_last_round(tmp_path):
+    run, data = tmp_path / "run", tmp_path / "data"
+    first = run_in_process(_settings(run, data, "rounds=1"))
+    both = run_in_process(_settings(run, data, "rounds=2"))
+    assert [r["round"] for r in both["rounds"]] == [1, 2]
+    assert both["rounds"][0] == first["rounds"][0]  # round 1 kept, not trained again
+    with pytest.raises(ConfigError, match="different configuration"):
+        run_in_process(_settings(run, data, "rounds=3", "pu.mu=0.3"))
