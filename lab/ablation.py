@@ -7,14 +7,9 @@ supplies (the CLI runs them as subprocesses), so this module stays flwr-free and
 its bookkeeping can be tested with a fake runner. A variant whose metrics.json
 already holds every round is not run again.
 
-The cluster-contrast rows (``learner=cc``) sit in the same tables: ``cc_standalone``,
-``cc_baseline`` (FedAvg, fixed epochs) and ``cc_fedureid`` (Personalized Epoch +
-Personalized Update at mu 0.5, measured best for cc, unless the shared overrides set pu.mu;
-cc has no merge schedule, so the algorithm's pc keys do not apply).
-``all`` stays the seven BUC rows; ``cc`` names the three cc rows. ``auto_fedureid`` (asked for by
-name) is FedUReID with ``learner=auto``: cc on the large edges, BUC on the small ones. ``paper`` (asked for by
-name, not in ``all``) is FedUReID exactly as published (``algorithm=paper``), beside
-``fedureid``, which carries the settings measured best on real pedestrians.
+The rows, their settings and the group names (``all``, ``cc``) are listed in
+conf/ablation/variants.yaml: the cluster-contrast rows (``learner=cc``), ``auto_fedureid``
+(``learner=auto``) and ``paper`` (FedUReID exactly as published) sit in the same tables.
 """
 
 from __future__ import annotations
@@ -32,22 +27,27 @@ from lab.ablation_report import write_ablation_outputs
 
 log = logging.getLogger(__name__)
 
-VARIANTS = ("standalone", "baseline", "pc", "pe", "pc_pe", "pu", "fedureid")
-FEDERATED = VARIANTS[1:]
+def _variants_conf() -> dict[str, Any]:
+    import yaml
+
+    from reid_core.config.settings import CONF_DIR
+
+    return yaml.safe_load((CONF_DIR / "ablation" / "variants.yaml").read_text())
+
+
+_CONF = _variants_conf()
+ROWS: dict[str, dict[str, Any]] = _CONF["rows"]
+GROUPS: dict[str, tuple[str, ...]] = {k: tuple(v) for k, v in _CONF["groups"].items()}
+ALL_VARIANTS = tuple(ROWS)
+VARIANTS = GROUPS["all"]
+FEDERATED = tuple(v for v in VARIANTS if not ROWS[v].get("standalone"))
+CC_VARIANTS = GROUPS["cc"]
 PAPER_VARIANT = "paper"
-CC_VARIANTS = ("cc_standalone", "cc_baseline", "cc_fedureid")
-AUTO_VARIANT = "auto_fedureid"  # learner=auto: cc on the large edges, BUC on the small ones, PE + PU
-ALL_VARIANTS = VARIANTS + (PAPER_VARIANT,) + CC_VARIANTS + (AUTO_VARIANT,)
-STANDALONE_VARIANTS = ("standalone", "cc_standalone")
-GROUPS = {"all": VARIANTS, "buc": VARIANTS, "cc": CC_VARIANTS}
-STANDALONE_ALGORITHM = "baseline"  # the paper's "BUC standalone": fixed merges, fixed epochs
-# variant -> (algorithm, extra overrides); BUC variants are their algorithm, as before
-VARIANT_RUNS = {**{v: (v, ()) for v in (*FEDERATED, PAPER_VARIANT)}, "standalone": (STANDALONE_ALGORITHM, ()),
-                "cc_standalone": (STANDALONE_ALGORITHM, ("learner=cc",)),
-                "cc_baseline": ("baseline", ("learner=cc",)),
-                # PU keeps half the edge's own model with cc (the paper's mu): 3 seeds, docs/results.md, session 11
-                "cc_fedureid": ("fedureid", ("learner=cc", "pu.mu=0.5")),
-                AUTO_VARIANT: ("fedureid", ("learner=auto",))}
+AUTO_VARIANT = "auto_fedureid"
+STANDALONE_VARIANTS = tuple(v for v, row in ROWS.items() if row.get("standalone"))
+STANDALONE_ALGORITHM = ROWS["standalone"]["algorithm"]
+# variant -> (algorithm, extra overrides)
+VARIANT_RUNS = {v: (row["algorithm"], tuple(row.get("overrides", ()))) for v, row in ROWS.items()}
 
 # (fedureid CLI arguments, log file) -> exit code
 Runner = Callable[[Sequence[str], Path], int]

@@ -1,7 +1,9 @@
 """Small frozen dataclasses that core code receives (never a whole config tree).
 
 `reid_core.config.settings` builds them from the Hydra-composed `conf/` tree; each core
-function takes only the dataclass it needs.
+function takes only the dataclass it needs. The defaults below are conf/config.yaml's
+(with its default model, tiny), for code that builds a config by hand; a test holds the
+two to agree, so conf/ stays the one statement of each default.
 """
 
 from __future__ import annotations
@@ -13,8 +15,8 @@ from dataclasses import dataclass
 class ModelConfig:
     """Backbone + embedding head."""
 
-    arch: str = "resnet50"  # resnet50 | resnet18 | mobilenet_v2 | tiny
-    embed_dim: int = 2048  # 0 = no embedding head (memory works on pooled features)
+    arch: str = "tiny"  # resnet50 | resnet18 | mobilenet_v2 | tiny
+    embed_dim: int = 128  # 0 = no embedding head (memory works on pooled features)
     dropout: float = 0.5
     weights: str | None = None  # local ImageNet weights file, "torchvision" (cache), or None
     device: str = "auto"  # auto | cpu | cuda | cuda:N
@@ -24,10 +26,10 @@ class ModelConfig:
 class ImageConfig:
     """Input size and loaders."""
 
-    height: int = 256
-    width: int = 128
-    batch_size: int = 16
-    eval_batch_size: int = 64
+    height: int = 64
+    width: int = 32
+    batch_size: int = 32
+    eval_batch_size: int = 128
     num_workers: int = 0
     photometric: float = 0.0  # camera-like colour/brightness augmentation strength (0 = paper)
     decode_cache: bool = True  # feature passes read training images decoded once, kept in the edge's state folder
@@ -35,7 +37,7 @@ class ImageConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Local SGD schedule (paper defaults)."""
+    """Local SGD schedule."""
 
     first_round_epochs: int = 20  # round 1: every image its own cluster
     first_round_lr: float = 0.1

@@ -11,7 +11,8 @@ import os
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from types import UnionType
+from typing import Any, Mapping, Sequence, Union, get_args, get_origin, get_type_hints
 
 from reid_core.config.schema import (
     CCConfig,
@@ -21,10 +22,18 @@ from reid_core.config.schema import (
     ModelConfig,
     TrainConfig,
 )
+from reid_core.federation.aggregation import mu_problem
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
-ALGORITHMS = ("baseline", "pc", "pe", "pc_pe", "pu", "fedureid", "paper")
-EXPERIMENTS = ("smoke", "demo", "real_cpu", "real_cpu3", "paper")
+
+
+def group_choices(group: str, conf_dir: Path = CONF_DIR) -> tuple[str, ...]:
+    """The names a config group offers: its files in conf/ (experiment, algorithm, data, model)."""
+    return tuple(sorted(p.stem for p in (conf_dir / group).glob("*.yaml")))
+
+
+ALGORITHMS = group_choices("algorithm")
+EXPERIMENTS = group_choices("experiment")
 ARCHS = ("resnet50", "resnet18", "mobilenet_v2", "tiny")
 LEARNERS = ("buc", "cc")  # reid_core.learners.make_learner builds them
 LEARNER_CHOICES = (*LEARNERS, "auto")  # auto: each edge picks by its size (reid_core.learners.choose_learner)
@@ -114,9 +123,8 @@ def compose(overrides: Sequence[str] = (), conf_dir: Path = CONF_DIR) -> Any:
     from omegaconf.errors import OmegaConfBaseException
 
     overrides = list(overrides)
-    _check_group_choice(overrides, "experiment", EXPERIMENTS, conf_dir)
-    for group in ("algorithm", "data", "model"):
-        _check_group_choice(overrides, group, (), conf_dir)
+    for group in ("experiment", "algorithm", "data", "model"):
+        _check_group_choice(overrides, group, conf_dir)
     GlobalHydra.instance().clear()
     try:
         with initialize_config_dir(config_dir=str(conf_dir), version_base=None):
@@ -127,13 +135,11 @@ def compose(overrides: Sequence[str] = (), conf_dir: Path = CONF_DIR) -> Any:
         GlobalHydra.instance().clear()
 
 
-def _check_group_choice(
-    overrides: Sequence[str], group: str, known: Sequence[str], conf_dir: Path
-) -> None:
+def _check_group_choice(overrides: Sequence[str], group: str, conf_dir: Path) -> None:
     for item in overrides:
         key, _, value = item.partition("=")
         if key.lstrip("+~") == group and value:
-            available = sorted(p.stem for p in (conf_dir / group).glob("*.yaml"))
+            available = group_choices(group, conf_dir)
             if value not in available:
                 raise ConfigError(
                     f"unknown {group} '{value}' (key '{group}'); "
@@ -169,31 +175,31 @@ def settings_from_cfg(cfg: Any, overrides: tuple[str, ...] = (), base_dir: str |
     if weights not in (None, "", "torchvision"):
         weights = path(weights)
     settings = Settings(
-        experiment=str(c.get("experiment_name", "custom")),
-        algorithm=str(c.get("algorithm_name", "")),
+        experiment=str(c["experiment_name"]),
+        algorithm=str(c["algorithm_name"]),
         rounds=c["rounds"],
         seed=c["seed"],
         run_dir=path(c["run_dir"]) or "",
         data_root=path(c["data"]["root"]) or "",
         clients=tuple(str(x) for x in c["data"]["clients"]),
-        synth_preset=c["data"].get("synth_preset"),
-        synth_seed=int(c["data"].get("synth_seed", 0)),
-        num_identities=dict(c["data"].get("num_identities") or {}),
-        pseudo_cameras=tuple(c["data"].get("pseudo_cameras") or ()),
+        synth_preset=c["data"]["synth_preset"],
+        synth_seed=c["data"]["synth_seed"],
+        num_identities=dict(c["data"]["num_identities"] or {}),
+        pseudo_cameras=tuple(c["data"]["pseudo_cameras"] or ()),
         model=_build(ModelConfig, c["model"], "model", {"weights": weights}),
         image=_build(ImageConfig, c["image"], "image"),
-        train=_build(TrainConfig, c["train"], "train", {"seed": c["seed"]}),
+        train=_build(TrainConfig, c["train"], "train", {"seed": c["seed"]}, names={"seed": "seed"}),
         early_stop=_build(EarlyStopConfig, c["pe"], "pe"),
         cluster=_build(ClusterConfig, c["pc"], "pc"),
         federation=_build(
             FederationConfig,
             {**c["federation"], "mu": c["pu"]["mu"], "pu_where": c["pu"]["where"]},
-            "federation",
+            "federation", names={"mu": "pu.mu", "pu_where": "pu.where"},
         ),
         overrides=overrides,
-        learner=str(c.get("learner", "buc")),
-        learner_for=_learner_for(c.get("learner_for")),
-        cc=_build(CCConfig, c.get("cc") or {}, "cc"),
+        learner=str(c["learner"]),
+        learner_for=_learner_for(c["learner_for"]),
+        cc=_build(CCConfig, c["cc"], "cc"),
     )
     validate(settings, check_data)
     return settings
@@ -208,12 +214,39 @@ def _learner_for(value: Any) -> dict[str, str]:
     return {str(k): str(v) for k, v in value.items()}
 
 
-def _build(cls: type, values: Mapping[str, Any], prefix: str, extra: Mapping[str, Any] | None = None) -> Any:
-    names = set(cls.__dataclass_fields__)
-    unknown = sorted(set(values) - names)
+def _build(cls: type, values: Mapping[str, Any], prefix: str, extra: Mapping[str, Any] | None = None,
+           names: Mapping[str, str] | None = None) -> Any:
+    """`cls` from a config section; unknown keys and values of the wrong type are refused, naming the key."""
+    fields = set(cls.__dataclass_fields__)
+    unknown = sorted(set(values) - fields)
     if unknown:
         raise ConfigError(f"unknown key(s): {', '.join(prefix + '.' + u for u in unknown)}")
-    return cls(**{**values, **(extra or {})})
+    hints = get_type_hints(cls)
+    typed = {}
+    for key, value in {**values, **(extra or {})}.items():
+        typed[key] = _typed(value, hints[key], (names or {}).get(key, f"{prefix}.{key}"))
+    return cls(**typed)
+
+
+_TYPE_WORDS = {float: "a number", int: "an integer", bool: "true or false", str: "a string"}
+
+
+def _typed(value: Any, hint: Any, key: str) -> Any:
+    """`value` as the field's type (an integer where a number is asked is a number), or ConfigError."""
+    allowed = get_args(hint) if get_origin(hint) in (Union, UnionType) else (hint,)
+    if value is None and type(None) in allowed:
+        return None
+    for kind in allowed:
+        if kind is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if kind in (int, str) and isinstance(value, kind) and not isinstance(value, bool):
+            return value
+        if kind is bool and isinstance(value, bool):
+            return value
+        if kind not in _TYPE_WORDS:  # containers: checked where they are used
+            return value
+    wanted = " or ".join(_TYPE_WORDS.get(k, "null") if k is not type(None) else "null" for k in allowed)
+    raise ConfigError(f"{key}: must be {wanted}, got {value!r}")
 
 
 def _require(ok: bool, key: str, message: str) -> None:
@@ -223,13 +256,16 @@ def _require(ok: bool, key: str, message: str) -> None:
 
 def validate(s: Settings, check_data: bool = True) -> None:
     """Refuse out-of-range or unknown values before any training, naming the key."""
-    _require(isinstance(s.rounds, int) and s.rounds >= 1, "rounds", f"must be an integer >= 1, got {s.rounds!r}")
+    _require(isinstance(s.rounds, int) and not isinstance(s.rounds, bool) and s.rounds >= 1, "rounds",
+             f"must be an integer >= 1, got {s.rounds!r}")
+    _require(isinstance(s.synth_seed, int) and not isinstance(s.synth_seed, bool), "data.synth_seed",
+             f"must be an integer, got {s.synth_seed!r}")
     _require(s.learner in LEARNER_CHOICES, "learner", f"unknown '{s.learner}', choose one of {LEARNER_CHOICES}")
     for name, kind in s.learner_for.items():
         _require(kind in LEARNER_CHOICES, f"learner_for.{name}", f"unknown '{kind}', choose one of {LEARNER_CHOICES}")
     _require(s.algorithm in ALGORITHMS, "algorithm", f"unknown '{s.algorithm}', choose one of {ALGORITHMS}")
     fed = s.federation
-    _require(0.0 <= float(fed.mu) <= 1.0, "pu.mu", f"mu must be in [0, 1], got {fed.mu!r}")
+    _require(mu_problem(fed.mu) is None, "pu.mu", str(mu_problem(fed.mu)))
     _require(fed.pu_where in ("cloud", "edge"), "pu.where", f"must be 'cloud' or 'edge', got {fed.pu_where!r}")
     _require(fed.min_clients >= 1, "federation.min_clients", f"must be >= 1, got {fed.min_clients!r}")
     _require(fed.timeout > 0, "federation.timeout", "must be > 0")
@@ -265,6 +301,15 @@ def validate(s: Settings, check_data: bool = True) -> None:
     if check_data:  # a deployed edge (check_data off) is named by its node_config, not data.clients
         unknown = sorted(set(s.learner_for) - set(s.clients))
         _require(not unknown, "learner_for", f"names client(s) {unknown} not in data.clients {list(s.clients)}")
+    if check_data and s.synth_preset:  # before any work: a folder of something else is left as it is
+        from reid_core.data.federation import synthetic_root_problem, unknown_synthetic_clients
+        from reid_core.data.synth import PRESETS
+
+        _require(s.synth_preset in PRESETS, "data.synth_preset", f"unknown '{s.synth_preset}', choose one of {sorted(PRESETS)}")
+        unknown = unknown_synthetic_clients(s.synth_preset, s.clients)
+        _require(not unknown, "data.clients", f"{unknown} are not clients of the synthetic federation '{s.synth_preset}'")
+        problem = synthetic_root_problem(s.data_root, s.synth_seed, s.synth_preset)
+        _require(problem is None, "data.root", str(problem))
     if check_data and not s.synth_preset:
         _require(os.path.isdir(s.data_root), "data.root", f"data folder not found: {s.data_root}")
         for name in s.clients:

@@ -9,7 +9,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from reid_core.data.synth import FEDERATION_FILE, GENERATOR_VERSION, synth_main
+from reid_core.data.synth import FEDERATION_FILE, GENERATOR_VERSION, preset_clients, synth_main
 
 logger = logging.getLogger(__name__)
 
@@ -23,6 +23,37 @@ def _free_name(path: Path) -> Path:
     return candidate
 
 
+def unknown_synthetic_clients(preset: str, clients: tuple[str, ...]) -> list[str]:
+    """The names in `clients` that the synthetic federation `preset` does not have."""
+    names = {c.name for c in preset_clients(preset)}
+    return [c for c in clients if c not in names]
+
+
+def synthetic_root_problem(root: str | os.PathLike, seed: int, preset: str) -> str | None:
+    """Why `root` cannot hold the synthetic federation `preset` (seed `seed`), or None.
+
+    Checked before any work: a folder that holds anything else is never written into,
+    moved or deleted.
+    """
+    root = Path(root)
+    if root.exists() and not root.is_dir():
+        return f"data.root {root} is a file, not a folder for the synthetic federation '{preset}'"
+    marker = root / FEDERATION_FILE
+    if root.is_dir() and not marker.exists() and any(root.iterdir()):
+        return (f"data.root {root} holds files that are not the synthetic federation '{preset}' "
+                "(no federation.json); give an empty or new folder, or real data with data=... and no synth_preset")
+    if marker.exists():
+        try:
+            info = json.loads(marker.read_text())
+        except (OSError, ValueError) as err:
+            return f"data.root {root}: unreadable {FEDERATION_FILE} ({err})"
+        same_generator = info.get("generator_version", 1) == GENERATOR_VERSION
+        if same_generator and (info.get("seed") != seed or info.get("preset", preset) != preset):
+            return (f"data.root {root} holds a different synthetic federation (preset {info.get('preset')!r}, "
+                    f"seed {info.get('seed')}); delete it or choose another data.root")
+    return None
+
+
 def ensure_federation(root: str | os.PathLike, seed: int = 0, preset: str = "demo") -> Path:
     """Generate `preset` under `root` unless a matching federation is already there.
 
@@ -30,17 +61,15 @@ def ensure_federation(root: str | os.PathLike, seed: int = 0, preset: str = "dem
     processes that race (simulated clients, a restarted server) never see half a set.
     """
     root = Path(root)
+    problem = synthetic_root_problem(root, seed, preset)
+    if problem:
+        raise FileExistsError(problem)
     marker = root / FEDERATION_FILE
     if marker.exists():
         info = json.loads(marker.read_text())
         version = info.get("generator_version", 1)
         if version == GENERATOR_VERSION:
-            if info.get("seed") == seed and info.get("preset", preset) == preset:
-                return root
-            raise FileExistsError(
-                f"{root} holds a different synthetic federation (seed {info.get('seed')}); "
-                "delete it or choose another data.root"
-            )
+            return root
         # an older generator's set (e.g. after `git pull`): keep it aside, untouched, and regenerate
         aside = _free_name(root.with_name(f"{root.name}.generator_v{version}"))
         root.rename(aside)

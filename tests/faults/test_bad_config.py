@@ -31,6 +31,9 @@ CASES = [
     (["federation.min_clients=0"], "federation.min_clients"),
     (["pu.where=moon"], "pu.where"),
     (["no_such_key=1"], "no_such_key"),
+    (["pu.mu=abc"], "pu.mu: must be a number, got 'abc'"),  # a type error, not a traceback
+    (["train.epochs=two"], "train.epochs: must be an integer"),
+    (["data.clients=[x,y]"], "data.clients"),  # not clients of the synthetic federation
 ]
 
 
@@ -48,6 +51,21 @@ def test_simulate_refuses_bad_value_naming_the_key(tmp_path: Path, overrides: li
     assert key in res.stderr, res.stderr
     assert time.time() - t0 < 30
     assert not (tmp_path / "run").exists()  # nothing started, nothing written
+
+
+def test_synthetic_experiment_refuses_a_data_root_of_something_else_and_leaves_it_untouched(tmp_path: Path):
+    root = tmp_path / "photos"
+    (root / "album").mkdir(parents=True)
+    (root / "album" / "a.jpg").write_bytes(b"not a federation")
+    (root / "notes.txt").write_text("keep me")
+    before = sorted((p.relative_to(tmp_path), p.stat().st_mtime_ns) for p in tmp_path.rglob("*"))
+    res = subprocess.run([sys.executable, "-m", "fedureid.cli", "simulate", "experiment=smoke",
+                          f"run_dir={tmp_path / 'run'}", f"data.root={root}"],
+                         cwd=REPO, capture_output=True, text=True, timeout=20)
+    assert res.returncode == 2, res.stdout[-2000:] + res.stderr[-2000:]
+    assert "data.root" in res.stderr and "not the synthetic federation 'smoke'" in res.stderr, res.stderr
+    assert "Traceback" not in res.stderr
+    assert sorted((p.relative_to(tmp_path), p.stat().st_mtime_ns) for p in tmp_path.rglob("*")) == before
 
 
 @pytest.mark.parametrize("run_config_change, key", [({"overrides": "pu.mu=1.5"}, "pu.mu"),

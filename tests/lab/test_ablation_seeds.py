@@ -83,8 +83,10 @@ def test_cli_runs_one_ablation_per_seed_then_the_summary(tmp_path, monkeypatch, 
     runner = FakeRunner()
     monkeypatch.setattr(experiments, "_subprocess_runner", runner)
     run_dir = tmp_path / "abl"
+    for client in ("a", "b"):  # client folders of their own: the runs themselves are faked
+        (tmp_path / "data" / client).mkdir(parents=True, exist_ok=True)
     args = ["ablation", "experiment=smoke", f"run_dir={run_dir}", f"data.root={tmp_path / 'data'}",
-            "data.clients=[a,b]", "variants=[baseline,fedureid]", "seeds=[0,1]", "examples=0"]
+            "data.synth_preset=null", "data.clients=[a,b]", "variants=[baseline,fedureid]", "seeds=[0,1]", "examples=0"]
     assert cli.main(args) == 0
     assert sorted(c[-3] for c in runner.calls) == ["seed=0", "seed=0", "seed=1", "seed=1"]
     for s in (0, 1):
@@ -105,8 +107,10 @@ def test_cli_without_seeds_keeps_one_ablation_in_run_dir(tmp_path, monkeypatch, 
     runner = FakeRunner()
     monkeypatch.setattr(experiments, "_subprocess_runner", runner)
     run_dir = tmp_path / "abl"
+    for client in ("a", "b"):  # client folders of their own: the runs themselves are faked
+        (tmp_path / "data" / client).mkdir(parents=True, exist_ok=True)
     args = ["ablation", "experiment=smoke", f"run_dir={run_dir}", f"data.root={tmp_path / 'data'}",
-            "data.clients=[a,b]", "variants=[baseline,fedureid]", "seed=4"]
+            "data.synth_preset=null", "data.clients=[a,b]", "variants=[baseline,fedureid]", "seed=4"]
     assert cli.main(args) == 0
     assert all("seed=4" in c for c in runner.calls) and len(runner.calls) == 2 and not (run_dir / "seed_4").exists()
     assert (run_dir / "ablation_rank1.csv").exists() and not (run_dir / "ablation_seeds_rank1.csv").exists()

@@ -87,3 +87,22 @@ def test_epoch_size_all_trains_as_many_batches_as_a_pass_over_every_image(edge_d
     _learner(edge_dir, tmp_path / "all", "cc.epoch_size=all", "cc.eps=0.4").train_round(None, 1)  # some outliers
     (clustered, total, batch, batches), = seen["calls"]
     assert clustered < total and batches == -(-total // batch)  # outliers count toward the pass
+
+
+@pytest.mark.parametrize("kind", ["cc", "buc"])
+def test_train_amp_reaches_the_autocast_path_of_both_learners(edge_dir, tmp_path, monkeypatch, single_thread, kind):
+    """One epoch loop serves both trainers: `train.amp` is asked of the autocast helper for either learner."""
+    import contextlib
+
+    import reid_core.learners.epochs as epochs
+
+    asked = []
+
+    def spy(amp, device):
+        asked.append((amp, device.type))
+        return contextlib.nullcontext  # the CPU has no bf16 autocast here: record the request only
+
+    monkeypatch.setattr(epochs, "amp_context", spy)
+    edge = _learner(edge_dir, tmp_path / kind, f"learner={kind}", "train.amp=bf16")
+    edge.train_round(None, 1)
+    assert asked == [("bf16", "cpu")]

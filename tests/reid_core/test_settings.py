@@ -1,5 +1,7 @@
 """The config boundary: compose, override, refuse bad values naming the key."""
 
+import re
+
 import pytest
 
 from reid_core.config.settings import ConfigError, load_settings
@@ -86,3 +88,50 @@ def test_fedureid_carries_the_measured_settings_and_paper_the_published_ones():
     assert paper.train.cross_camera_weight == 0.0
     for component in ("pc", "pc_pe"):  # the ablation's PC rows use fedureid's PC
         assert load_settings([f"algorithm={component}"]).cluster.max_merge_percent == 0.05
+
+
+def test_dataclass_defaults_are_conf_defaults():
+    """conf/config.yaml states each default once; the dataclasses agree with it."""
+    from reid_core.config.schema import CCConfig, ClusterConfig, EarlyStopConfig, ImageConfig, ModelConfig, TrainConfig
+    from reid_core.config.settings import FederationConfig, compose, settings_from_cfg
+
+    shared = settings_from_cfg(compose(["~experiment", "algorithm=baseline"]), check_data=False)
+    assert shared.model == ModelConfig()
+    assert shared.image == ImageConfig()
+    assert shared.train == TrainConfig()
+    assert shared.early_stop == EarlyStopConfig()
+    assert shared.cluster == ClusterConfig()
+    assert shared.cc == CCConfig()
+    assert shared.federation == FederationConfig()
+
+
+def test_algorithm_files_state_only_what_differs_from_the_shared_defaults():
+    import yaml
+
+    from reid_core.config.settings import CONF_DIR, group_choices
+
+    base = yaml.safe_load((CONF_DIR / "config.yaml").read_text())
+    for name in group_choices("algorithm"):
+        delta = yaml.safe_load((CONF_DIR / "algorithm" / f"{name}.yaml").read_text())
+        for section, values in delta.items():
+            if section == "algorithm_name":
+                continue
+            for key, value in values.items():
+                assert base[section][key] != value, f"algorithm/{name}.yaml repeats {section}.{key}={value!r}"
+
+
+@pytest.mark.parametrize("override, key", [("pu.mu=abc", "pu.mu"), ("train.lr=fast", "train.lr"),
+                                           ("image.height=1.5", "image.height"), ("pc.camera_floor=3", "pc.camera_floor"),
+                                           ("seed=x", "seed"), ("cc.k1=[1]", "cc.k1")])
+def test_a_value_of_the_wrong_type_is_refused_naming_its_key(override, key):
+    from reid_core.config.settings import ConfigError, load_settings
+
+    with pytest.raises(ConfigError, match=rf"^{re.escape(key)}: must be "):
+        load_settings(["experiment=smoke", override])
+
+
+def test_experiment_and_algorithm_lists_come_from_conf():
+    from reid_core.config.settings import ALGORITHMS, EXPERIMENTS
+
+    assert "real_cpu_cc" in EXPERIMENTS and "smoke" in EXPERIMENTS
+    assert set(ALGORITHMS) == {"baseline", "pc", "pe", "pc_pe", "pu", "fedureid", "paper"}
