@@ -6,7 +6,7 @@ export FLWR_TELEMETRY_ENABLED := 0
 export FLWR_DISABLE_UPDATE_CHECK := 1
 export RAY_USAGE_STATS_ENABLED := 0
 
-.PHONY: install demo smoke test test-fast deploy-test clean
+.PHONY: install demo smoke test test-fast deploy-test compose-check clean
 
 install: $(VENV)/.installed
 
@@ -27,6 +27,10 @@ test: install
 
 test-fast: install
 	$(PY) -m pytest -q -m "not slow and not deploy"
+
+# The Docker Compose cluster end to end (needs a Docker engine; see README "Docker")
+compose-check: install
+	$(PY) scripts/compose_check.py
 
 clean:
 	rm -rf runs .pytest_cache

@@ -5,7 +5,7 @@ seeds: each variant's client-mean rank-1 per round (round 0 = the untrained netw
 best round and how far the final round fell from it (erosion); and whether FedUReID is
 above the untrained network on every client, above the baseline (mean and per client) and
 above standalone training on every client; with the cluster-contrast rows, the same for
-cc_fedureid and issue #13's comparison of the two learners (mAP ratio, wall time). Pure
+cc_fedureid and the comparison of the two learners (mAP ratio, wall time). Pure
 functions on the metrics dicts.
 """
 
@@ -21,8 +21,8 @@ Results = Mapping[str, Mapping[str, Any]]  # variant -> metrics.json of one seed
 
 EROSION_LIMIT = 1.0  # points of mean rank-1 the final round may lie below the best round
 MIN_CLIENTS_ABOVE_BASELINE = 3 / 4  # share of clients where FedUReID's rank-1 must beat the baseline's
-CC_MAP_RATIO = 1.5  # issue #13: cc_fedureid's mean mAP over BUC FedUReID's
-CC_TIME_TOLERANCE = 0.10  # issue #13: the same time budget as BUC FedUReID, within 10%
+CC_MAP_RATIO = 1.5  # the bar for cluster-contrast: cc_fedureid's mean mAP over BUC FedUReID's
+CC_TIME_TOLERANCE = 0.10  # and the same time budget as BUC FedUReID, within 10%
 
 
 def _nanmean(values: Sequence[float]) -> float:
@@ -128,7 +128,7 @@ def wall_seconds(metrics: Mapping[str, Any]) -> float:
 
 def learner_checks(per_seed: Mapping[int, Results], clients: Sequence[str],
                    buc: str = "fedureid", cc: str = "cc_fedureid") -> list[tuple[str, str, bool | None]]:
-    """Issue #13's bar for the cluster-contrast learner against BUC FedUReID, means over seeds:
+    """The bar for the cluster-contrast learner against BUC FedUReID, means over seeds:
     mean mAP at least CC_MAP_RATIO x BUC's, at a wall time within CC_TIME_TOLERANCE above BUC's."""
     have = {v for r in per_seed.values() for v in r}
     if cc not in have or buc not in have:

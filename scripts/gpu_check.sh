@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One command for the GPU check (issue 15): one Markdown table, also written to a file.
+# One command for the GPU check: one Markdown table, also written to a file.
 #
 # usage: scripts/gpu_check.sh [--out runs/gpu_check.md] [--budget-s SECONDS]
 #

@@ -54,7 +54,7 @@ def _dense(features: np.ndarray, k1: int, k2: int, eps: float, min_samples: int,
 
 def bench_cc_size(num_images: int, dim: int, args: argparse.Namespace) -> dict[str, Any]:
     """One row: k-NN pass, our step, the dense reference (N <= --dense-max)."""
-    from lab.bench.clustering import clustered_features, measure
+    from lab.bench.common import clustered_features, measure
 
     features, _ = clustered_features(num_images, dim, seed=args.seed)
     camids = bench_camids(num_images, args)
@@ -91,7 +91,7 @@ def bench_camids(num_images: int, args: argparse.Namespace) -> np.ndarray | None
 
 
 def format_cc_row(row: dict[str, Any]) -> str:
-    from lab.bench.clustering import _fmt
+    from lab.bench.common import _fmt
 
     get = row.get
     return (f"{row['N']:>6} {row['feat_mb']:>7.0f} | {_fmt(get('knn_s'), '6.2f'):>6} {row['ours_s']:>6.2f} "

@@ -17,20 +17,16 @@ our time outside k-NN searches (robust to CPU contention from other processes).
 from __future__ import annotations
 
 import argparse
-import gc
-import threading
-import time
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 import numpy as np
 
+from lab.bench.common import _fmt, clustered_features, measure
 from reid_core.learners.buc.merge import buc_merge
 from reid_core.learners.buc.merge_reference import buc_merge_dense
 from reid_core.runtime.knn import faiss_info, resolve_backend, search_base
 
 MARKET_TRAIN_IMAGES = 12936
-IMAGES_PER_IDENTITY = 17  # Market-1501: 12,936 images of 751 identities
 
 
 def buc_merge_original_style(
@@ -80,24 +76,6 @@ def buc_merge_original_style(
     return np.array(label)
 
 
-def clustered_features(num_images: int, dim: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Identity centres + camera shift + noise, L2-normalised (float32), and identities."""
-    rng = np.random.default_rng(seed)
-    num_ids = max(1, num_images // IMAGES_PER_IDENTITY)
-    popularity = rng.gamma(2.0, size=num_ids)  # uneven images per identity, as in Market
-    identity = rng.choice(num_ids, size=num_images, p=popularity / popularity.sum())
-    camera = rng.integers(0, 6, size=num_images)
-    feats = np.empty((num_images, dim), dtype=np.float32)
-    centres = rng.standard_normal((num_ids, dim), dtype=np.float32)
-    cam_shift = 0.3 * rng.standard_normal((6, dim), dtype=np.float32)
-    for start in range(0, num_images, 4096):  # chunks keep temporaries small at 50k x 2048
-        part = slice(start, start + 4096)
-        noise = rng.standard_normal((len(identity[part]), dim), dtype=np.float32)
-        feats[part] = centres[identity[part]] + cam_shift[camera[part]] + 0.8 * noise
-    feats /= np.linalg.norm(feats, axis=1, keepdims=True)
-    return feats, identity
-
-
 def later_round_labels(identity: np.ndarray, seed: int = 0) -> np.ndarray:
     """Pseudo-labels of a later round: each identity cut into clusters of 2-10 images."""
     rng = np.random.default_rng(seed + 1)
@@ -112,48 +90,6 @@ def later_round_labels(identity: np.ndarray, seed: int = 0) -> np.ndarray:
             next_label += 1
             members = members[size:]
     return labels
-
-
-def _status_kib(key: str) -> int:
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith(key + ":"):
-                return int(line.split()[1])
-    raise KeyError(key)
-
-
-def measure(fn: Callable[[], Any]) -> tuple[Any, float, float]:
-    """Run ``fn``; return (result, seconds, peak RSS increase in MB).
-
-    Resets the kernel's peak-RSS mark (/proc/self/clear_refs) when allowed, else
-    samples RSS every 5 ms in a thread.
-    """
-    gc.collect()
-    base = _status_kib("VmRSS")
-    try:
-        with open("/proc/self/clear_refs", "w") as clear:
-            clear.write("5")
-        sampler = None
-    except OSError:
-        peak = [base]
-        done = threading.Event()
-
-        def sample() -> None:
-            while not done.wait(0.005):
-                peak[0] = max(peak[0], _status_kib("VmRSS"))
-
-        sampler = threading.Thread(target=sample, daemon=True)
-        sampler.start()
-    start = time.perf_counter()
-    result = fn()
-    seconds = time.perf_counter() - start
-    if sampler is None:
-        high = _status_kib("VmHWM")
-    else:
-        done.set()
-        sampler.join()
-        high = peak[0]
-    return result, seconds, max(0, high - base) / 1024
 
 
 def faiss_knn_pass(features: np.ndarray, k: int = 20) -> None:
@@ -198,10 +134,6 @@ def bench_size(num_images: int, dim: int, args: argparse.Namespace) -> list[dict
         rows.append(row)
         print(format_row(row), flush=True)
     return rows
-
-
-def _fmt(value: Any, spec: str) -> str:
-    return "-" if value is None else format(value, spec)
 
 
 HEADER = (f"{'N':>6} {'round':>5} {'C':>6} {'merge':>5} | {'knn s':>6} {'ours s':>6} {'ours/knn':>8} "

@@ -36,7 +36,7 @@ from lab.bench.trainer import parse_size
 from reid_core.learners.base import LearnerConfig
 
 PHASES = ("scan", "memory init", "training", "merge features", "merge", "evaluation", "other")
-OUTSIDE_TRAINING_GOAL = 0.30  # issue 15: at most 30% of a 2-epoch round at N = 12,936
+OUTSIDE_TRAINING_GOAL = 0.30  # the goal: at most 30% of a 2-epoch round at N = 12,936
 
 
 class PhaseClock:

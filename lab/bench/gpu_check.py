@@ -75,7 +75,7 @@ def row_trainer(amp: str, cuda: bool) -> dict[str, str]:
 def row_merge(num: int, cuda: bool) -> dict[str, str]:
     import numpy as np
 
-    from lab.bench.clustering import clustered_features
+    from lab.bench.common import clustered_features
     from reid_core.learners.buc.merge import buc_merge
     from reid_core.runtime.knn import search_base
 

@@ -17,7 +17,7 @@ from PIL import Image
 
 from reid_core.data.market import SPLIT_FOLDERS
 
-IMAGES_PER_IDENTITY = 17  # Market-1501: 12,936 training images of 751 identities
+from lab.bench.common import IMAGES_PER_IDENTITY  # Market-1501: 12,936 training images of 751 identities
 
 
 def _image(rng: np.random.Generator, colours: np.ndarray, camera_gain: float,

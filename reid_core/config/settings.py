@@ -51,7 +51,7 @@ class FederationConfig:
     pu_where: str = "cloud"  # cloud | edge
     min_clients: int = 2
     timeout: float = 3600.0
-    client_cpus: float = 1.0
+    client_cpus: int = 1  # simulation: CPUs per virtual SuperNode (Flower takes whole CPUs)
     client_gpus: float = 0.0
     checkpoint: bool = True
     resume: bool = True
@@ -84,8 +84,10 @@ class Settings:
     learner_for: Mapping[str, str] = field(default_factory=dict)  # client -> its own learner (key learner_for)
 
     def client_dir(self, name: str) -> str:
-        """Data folder of one simulated client."""
-        return os.path.join(self.data_root, name)
+        """Data folder of one simulated client (data=paper: also under the data set's usual spellings)."""
+        from reid_core.data.registry import dataset_folder
+
+        return dataset_folder(self.data_root, name)
 
     def cluster_for(self, client: str) -> ClusterConfig:
         """ClusterConfig with the operator-known #identities of this client, if any."""

@@ -15,7 +15,6 @@ from reid_core.data.market import (
     JUNK_PID,
     ReIDDataset,
     ReIDSample,
-    filter_by_cameras,
     parse_market_name,
     read_market_layout,
     unlabeled_paths,
@@ -23,7 +22,7 @@ from reid_core.data.market import (
 from reid_core.data.registry import (
     KNOWN_DATASETS,
     canonical_dataset_name,
-    read_dataset,
+    dataset_folder,
     read_fedreid_layout,
     read_reid_root,
 )
@@ -46,8 +45,8 @@ __all__ = [
     "PRESETS", "ClientSpec", "EvalImageDataset", "ImageScan", "RandomSizedRectCrop",
     "ReIDDataset", "ReIDSample", "SynthDifficulty", "UnlabeledImageDataset",
     "canonical_dataset_name", "check_image", "collate_skip_none", "default_clients",
-    "eval_transform", "filter_by_cameras", "generate_federation", "load_rgb",
-    "parse_market_name", "preset_clients", "read_dataset", "read_fedreid_layout",
+    "eval_transform", "generate_federation", "load_rgb",
+    "parse_market_name", "preset_clients", "dataset_folder", "read_fedreid_layout",
     "read_market_layout", "read_reid_root", "scan_images", "smoke_clients", "synth_main",
     "train_transform", "unlabeled_paths", "with_difficulty",
 ]

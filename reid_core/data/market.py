@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 logger = logging.getLogger(__name__)
@@ -153,8 +153,3 @@ def unlabeled_paths(samples: Iterable[ReIDSample]) -> list[str]:
     """Return only the image paths: what unsupervised training may see (no pids, no cameras)."""
     return [s.path for s in samples]
 
-
-def filter_by_cameras(samples: Iterable[ReIDSample], camids: Sequence[int]) -> list[ReIDSample]:
-    """Keep the samples seen by the given 0-based cameras (e.g. one client per camera)."""
-    wanted = set(camids)
-    return [s for s in samples if s.camid in wanted]

@@ -133,27 +133,22 @@ def canonical_dataset_name(name: str) -> str:
     raise ValueError(f"unknown dataset {name!r}; valid names: {', '.join(KNOWN_DATASETS)}")
 
 
-def read_dataset(name: str, root: str | os.PathLike[str]) -> ReIDDataset:
-    """Read one of the paper's datasets by name.
+def dataset_folder(root: str | os.PathLike[str], name: str) -> str:
+    """The folder of client `name` under `root`: `root/name`, or else one of the paper's spellings of it.
 
-    Parameters
-    ----------
-    name : str
-        One of `KNOWN_DATASETS` (spellings such as 'Market-1501' are accepted).
-    root : path
-        The dataset's own folder, or a parent folder holding it under a known spelling.
-
-    Raises
-    ------
-    ValueError
-        For an unknown name (the message lists the valid names).
-    FileNotFoundError
-        When no known layout is found (the message names the expected layout).
+    `data=paper` names its clients by the registry's keys (market1501, dukemtmc, ...); a
+    folder prepared as 'Market-1501' or 'DukeMTMC-reID' is found under those names too.
     """
-    key = canonical_dataset_name(name)
     root = os.fspath(root)
+    plain = os.path.join(root, name)
+    if os.path.isdir(plain):
+        return plain
+    try:
+        key = canonical_dataset_name(name)
+    except ValueError:
+        return plain
     for spelling in KNOWN_DATASETS[key]:
         candidate = os.path.join(root, spelling)
         if os.path.isdir(candidate):
-            return read_reid_root(candidate, name=key)
-    return read_reid_root(root, name=key)
+            return candidate
+    return plain

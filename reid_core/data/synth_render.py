@@ -9,7 +9,8 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from reid_core.data.synth_looks import PALETTE, CameraLook, PersonLook, SynthDifficulty, TrackletPose, _jitter, _pick
+from reid_core.data.synth_looks import (PALETTE, CameraLook, PersonLook, SynthDifficulty, TrackletPose, _jitter, _pick,
+                                        start_tracklet)
 
 
 def _background(rng: np.random.Generator, cam: CameraLook, h: int, w: int,

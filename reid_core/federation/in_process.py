@@ -45,7 +45,7 @@ def run_in_process(settings: Settings, deadline_s: float | None = None, engine: 
     if deadline_s is not None and not deadline_s > 0:
         raise ValueError(f"deadline_s must be a positive number of seconds, got {deadline_s}")
     t0 = time.time()
-    threads = max(1, int(settings.federation.client_cpus))
+    threads = max(1, settings.federation.client_cpus)
     torch.set_num_threads(threads)
     threadpool_limits(threads)  # numpy's BLAS and faiss's OpenMP too, as OMP_NUM_THREADS does in the simulation
     ensure_synthetic_data(settings)

@@ -29,9 +29,9 @@ def choose_learner(num_train_images: int) -> str:
 def make_learner(kind: str, name: str, data_dir: str, cfg: LearnerConfig, state_dir: str) -> EdgeLearner:
     """The learner `kind` for client `name` (its images in `data_dir`, its state in `state_dir`)."""
     if kind == "auto":
-        from reid_core.data import read_market_layout
+        from reid_core.data import read_reid_root
 
-        count = len(read_market_layout(data_dir).train)
+        count = len(read_reid_root(data_dir).train)
         kind = choose_learner(count)
         log.info("%s: learner=auto picks %s (%d training images; cc from %d)", name, kind, count, AUTO_CC_MIN_IMAGES)
     if kind == "buc":

@@ -35,7 +35,7 @@ import numpy as np
 import torch
 
 from reid_core.config.schema import CCConfig, ClusterConfig, EarlyStopConfig, ImageConfig, ModelConfig, TrainConfig
-from reid_core.data import read_market_layout, scan_images, unlabeled_paths
+from reid_core.data import read_reid_root, scan_images, unlabeled_paths
 from reid_core.eval.ranking import evaluate_model
 from reid_core.features import extract_features
 from reid_core.federation.aggregation import edge_model
@@ -93,7 +93,7 @@ class EdgeLearner(ABC):
         self.state_dir = Path(state_dir)
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.device = resolve_device(cfg.model.device)
-        self.dataset = read_market_layout(data_dir)
+        self.dataset = read_reid_root(data_dir)  # Market-1501 layout, or FedReID's pytorch/ layout
         scan = scan_images(unlabeled_paths(self.dataset.train), cache_file=self.state_dir / self.SCAN_CACHE_FILE)
         self.paths = list(scan.good)
         self.skipped = dict(scan.bad)

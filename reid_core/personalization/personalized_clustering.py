@@ -49,32 +49,6 @@ def personalized_merge_amount(num_clusters: int, target_clusters: int, rounds_le
     return max(0, (num_clusters - target_clusters) // rounds_left)
 
 
-def merge_schedule(
-    num_images: int,
-    total_steps: int,
-    mode: str = "fixed",
-    merge_percent: float = 0.05,
-    target_clusters: int | None = None,
-) -> list[int]:
-    """Merges per step when every step merges exactly what it asks for.
-
-    Starts from singletons (C = N); ``fixed`` is capped so one cluster remains.
-    """
-    if mode not in MODES:
-        raise ValueError(f"unknown merge mode {mode!r}; expected one of {MODES}")
-    if mode == "personalized" and target_clusters is None:
-        raise ValueError("mode 'personalized' needs target_clusters")
-    clusters, schedule = num_images, []
-    for step in range(total_steps):
-        if mode == "fixed":
-            merged = min(fixed_merge_amount(num_images, merge_percent), clusters - 1)
-        else:
-            merged = personalized_merge_amount(clusters, target_clusters, total_steps - step)
-        schedule.append(merged)
-        clusters -= merged
-    return schedule
-
-
 def _otsu_threshold(values: np.ndarray, bins: int = 256) -> float:
     """Threshold maximising the between-class variance of a 1-D sample."""
     counts, edges = np.histogram(values, bins=bins)

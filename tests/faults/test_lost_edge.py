@@ -106,7 +106,7 @@ def test_returning_edge_continues_its_clustering(lost_edge_run):
 
 # Rounds 2-3 train long enough (100 fixed epochs of the tiny model) that the kill 5 s after edge_c's
 # ClientApp starts lands mid-training on a fast machine too: with 2 epochs, a fresh-clone CI run
-# found edge_c done with round 2 at the kill. The test takes ~4 min alone (247 s, session 11).
+# found edge_c done with round 2 at the kill. The test takes ~4 min alone (247 s on a 2-core CPU).
 DEPLOY_OVERRIDES = ["rounds=3", "federation.min_clients=2", "federation.timeout=600",
                     "train.first_round_epochs=1", "train.epochs=100", "pe.rule=none"]
 

@@ -72,7 +72,7 @@ def test_missing_variants_are_said_not_guessed() -> None:
 
 def test_cc_rows_get_their_own_checks_and_the_learner_bar() -> None:
     """cc_fedureid is checked against cc_baseline / cc_standalone, and against BUC FedUReID
-    for issue #13's bar: mean mAP >= 1.5x at a wall time at most 10% above."""
+    for the cluster-contrast bar: mean mAP >= 1.5x at a wall time at most 10% above."""
     buc = dict(run({"a": [10, 20, 20], "b": [0, 4, 4]}), wall_s_simulate=1000.0)  # mean mAP (10 + 2) / 2 = 6
     cc = dict(run({"a": [10, 30, 30], "b": [0, 6, 6]}), wall_s_simulate=1050.0)  # (15 + 3) / 2 = 9 = 1.5x
     seed = {"fedureid": buc, "cc_fedureid": cc, "cc_standalone": dict(run({"a": [10, 25, 25], "b": [0, 7, 7]}))}

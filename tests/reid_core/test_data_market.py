@@ -11,9 +11,8 @@ from reid_core.data import (
     KNOWN_DATASETS,
     ReIDSample,
     canonical_dataset_name,
-    filter_by_cameras,
     parse_market_name,
-    read_dataset,
+    dataset_folder,
     read_fedreid_layout,
     read_market_layout,
     read_reid_root,
@@ -109,33 +108,41 @@ def test_layout_without_images_is_an_error(tmp_path):
         read_market_layout(root)
 
 
-def test_unlabeled_paths_and_camera_filter(market_root):
-    """Training sees only paths; camera filter keeps the chosen cameras."""
+def test_unlabeled_paths(market_root):
+    """Training sees only paths."""
     ds = read_market_layout(market_root)
     paths = unlabeled_paths(ds.train)
     assert paths == [s.path for s in ds.train]
     assert all(isinstance(p, str) for p in paths)
-    assert [s.camid for s in filter_by_cameras(ds.train, [0])] == [0, 0]
 
 
-def test_registry_unknown_name_lists_valid_names(tmp_path):
+def test_registry_unknown_name_lists_valid_names():
     with pytest.raises(ValueError) as err:
-        read_dataset("msmt17", tmp_path)
+        canonical_dataset_name("msmt17")
     for name in ("market1501", "dukemtmc", "cuhk03_np", "viper", "prid2011", "cuhk01",
                  "3dpes", "ilids"):
         assert name in str(err.value)
         assert name in KNOWN_DATASETS
 
 
-def test_registry_finds_folder_under_parent(tmp_path):
-    """`read_dataset` accepts the dataset folder or a parent holding a known spelling."""
+def test_paper_client_found_under_a_known_spelling_and_read_in_either_layout(tmp_path):
+    """data=paper names clients by registry key; the folder may carry another spelling."""
     make_tree(tmp_path / "Market-1501", {"bounding_box_train": ["0001_c1s1_0_00.jpg"],
                                          "query": [], "bounding_box_test": []})
     assert canonical_dataset_name("Market-1501") == "market1501"
-    from_parent = read_dataset("market1501", tmp_path)
-    direct = read_dataset("market1501", tmp_path / "Market-1501")
-    assert from_parent.name == direct.name == "market1501"
-    assert len(from_parent.train) == len(direct.train) == 1
+    folder = dataset_folder(tmp_path, "market1501")
+    assert folder == str(tmp_path / "Market-1501")
+    assert len(read_reid_root(folder).train) == 1
+    assert dataset_folder(tmp_path, "viper") == str(tmp_path / "viper")  # not there: the plain name
+
+
+def test_paper_experiment_resolves_client_folders_through_the_registry(tmp_path):
+    from reid_core.config.settings import load_settings
+
+    make_tree(tmp_path / "DukeMTMC-reID", {"bounding_box_train": ["0001_c1s1_0_00.jpg"],
+                                           "query": [], "bounding_box_test": []})
+    s = load_settings(["experiment=paper", f"data.root={tmp_path}"], check_data=False)
+    assert s.client_dir("dukemtmc") == str(tmp_path / "DukeMTMC-reID")
 
 
 def test_fedreid_layout(tmp_path):
@@ -169,7 +176,7 @@ def test_viper_counts():
     root = SHARED / "data" / "viper"
     if not root.is_dir():
         pytest.skip(f"shared VIPeR data not found at {root}")
-    ds = read_dataset("viper", root)
+    ds = read_reid_root(dataset_folder(root.parent, "viper"))
     assert (len(ds.train), len(ds.query), len(ds.gallery)) == (632, 316, 316)
     assert not ds.unparsed
     assert len({s.pid for s in ds.train} & {s.pid for s in ds.query}) == 0

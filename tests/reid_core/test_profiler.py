@@ -13,7 +13,6 @@ from reid_core.personalization.personalized_clustering import (
     Profiler,
     estimate_num_identities,
     fixed_merge_amount,
-    merge_schedule,
     personalized_merge_amount,
 )
 
@@ -65,32 +64,6 @@ def test_personalized_merge_amount(clusters, target, left, expected):
 def test_personalized_merge_amount_rejects(args, message):
     with pytest.raises(ValueError, match=message):
         personalized_merge_amount(*args)
-
-
-def test_fixed_schedule_over_merges_viper():
-    """VIPeR, 632 images, 19 steps of 31: 43 clusters left for 316 identities."""
-    schedule = merge_schedule(632, 19, "fixed", 0.05)
-    assert schedule == [31] * 19 and 632 - sum(schedule) == 43
-
-
-def test_fixed_schedule_keeps_one_cluster():
-    assert merge_schedule(10, 4, "fixed", 0.4) == [4, 4, 1, 0]
-
-
-@pytest.mark.parametrize(
-    ("n", "target", "steps"), [(632, 316, 19), (248, 59, 19), (12936, 751, 19), (10, 9, 19)]
-)
-def test_personalized_schedule_ends_at_target(n, target, steps):
-    schedule = merge_schedule(n, steps, "personalized", target_clusters=target)
-    assert n - sum(schedule) == target
-    assert max(schedule) - min(schedule) <= 1 and all(m >= 0 for m in schedule)
-
-
-def test_schedule_rejects_bad_mode():
-    with pytest.raises(ValueError, match="mode"):
-        merge_schedule(10, 2, "adaptive")
-    with pytest.raises(ValueError, match="target_clusters"):
-        merge_schedule(10, 2, "personalized")
 
 
 # ---- identity estimate -------------------------------------------------------------
