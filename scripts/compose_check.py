@@ -93,19 +93,32 @@ def base_image() -> None:
         shutil.rmtree(root, ignore_errors=True)
 
 
-def flower_images(ca_args: list[str]) -> str:
-    """Flower's images, pulled or stood in for; returns which."""
+def flower_images(ca_bundle: str | None) -> str:
+    """Flower's images, pulled or stood in for (trusting `ca_bundle` too); returns which."""
     tags = {kind: f"flwr/{kind}:{FLWR_VERSION}" for kind in ("superlink", "supernode", "superexec")}
     missing = [t for t in tags.values() if not image_size(t)]
     pulled = all(sh("docker", "pull", t, check=False, timeout=120, quiet=True).returncode == 0 for t in missing)
-    if pulled:
-        return "pulled from Docker Hub" if missing else "present"
+    standin = any(_is_standin(t) for t in tags.values() if image_size(t))
+    if pulled and not (standin and missing):
+        return STANDINS if standin else "Flower's own (pulled or present)"
     base_image()
-    for kind, tag in tags.items():
-        print(f"building stand-in {tag}", flush=True)
-        sh("docker", "build", "-f", "docker/standin/Dockerfile", "--target", kind, "--build-arg", f"BASE={BASE_IMAGE}",
-           "--build-arg", f"FLWR_VERSION={FLWR_VERSION}", *ca_args, "-t", tag, "docker/standin", quiet=True)
-    return f"stand-ins built from {BASE_IMAGE} (docker/standin/Dockerfile)"
+    with tempfile.TemporaryDirectory(prefix="fedureid-standin-") as ctx:
+        shutil.copy(REPO / "docker" / "standin" / "Dockerfile", ctx)
+        Path(ctx, "extra-ca.pem").write_text(Path(ca_bundle).read_text() if ca_bundle else "")
+        for kind, tag in tags.items():
+            print(f"building stand-in {tag}", flush=True)
+            sh("docker", "build", "--target", kind, "--build-arg", f"BASE={BASE_IMAGE}",
+               "--build-arg", f"FLWR_VERSION={FLWR_VERSION}", "-t", tag, ctx, quiet=True)
+    return STANDINS
+
+
+STANDINS = f"stand-ins built from {BASE_IMAGE} (docker/standin/Dockerfile)"
+
+
+def _is_standin(tag: str) -> bool:
+    res = subprocess.run(["docker", "image", "inspect", tag, "--format", "{{json .Config.Labels}}"],
+                         capture_output=True, text=True)
+    return "org.fedureid.standin" in res.stdout
 
 
 def app_image(tag: str, ca_args: list[str], torch_index: str | None, gpu: bool = False) -> float:
@@ -254,7 +267,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default=str(REPO / "runs" / "compose-check"), help="work folder (replaced)")
     parser.add_argument("--ca-bundle", default=os.environ.get("PIP_CERT"),
-                        help="extra CA bundle for pip inside the builds (default: $PIP_CERT)")
+                        help="certificate authorities pip must trust inside the builds, e.g. a network's "
+                             "TLS-intercepting proxy's (default: $PIP_CERT)")
     parser.add_argument("--torch-index", default=os.environ.get("TORCH_INDEX"),
                         help="where the image's pip finds torch (default: the Dockerfile's CPU index)")
     parser.add_argument("--gpu", action="store_true", help="also build the GPU edge image and report its size")
@@ -269,13 +283,20 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     os.chdir(REPO)
-    ca_args = ["--build-arg", f"PIP_CA_BUNDLE={Path(args.ca_bundle).read_text()}"] if args.ca_bundle else []
     out = Path(args.out).resolve()
     cluster = Cluster(out, compose)
     t_start = time.time()
     failed_service = None
     try:
-        flower = flower_images(ca_args)
+        flower = flower_images(args.ca_bundle)
+        # Images on the stand-ins trust the bundle already; Flower's own take it as an argument (<= 128 KiB)
+        ca_args = []
+        if args.ca_bundle and flower != STANDINS:
+            pem = Path(args.ca_bundle).read_text()
+            if len(pem) > 120_000:
+                raise CheckFailed(f"--ca-bundle {args.ca_bundle} is {len(pem)} bytes: a build argument holds at "
+                                  "most 128 KiB; give the proxy's CA certificate alone")
+            ca_args = ["--build-arg", f"PIP_CA_BUNDLE={pem}"]
         builds = {"app image, cold": app_image(APP_IMAGE, ca_args, args.torch_index)}
         builds["app image, warm"] = app_image(APP_IMAGE, ca_args, args.torch_index)
         images = {t: image_size(t) for t in (f"flwr/superlink:{FLWR_VERSION}", f"flwr/supernode:{FLWR_VERSION}",

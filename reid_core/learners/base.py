@@ -114,15 +114,17 @@ class EdgeLearner(ABC):
         """Before round 1: every image its own cluster."""
         self.round = 0
         self.labels = np.arange(len(self.paths), dtype=np.int64)
+        self.memory: np.ndarray | None = None  # the learner's memory of its pseudo-identities
 
     def _state_arrays(self) -> dict[str, np.ndarray]:
-        return {"labels": self.labels}
+        return {"labels": self.labels, "memory": self.memory if self.memory is not None else np.zeros(0)}
 
     def _state_meta(self) -> dict[str, Any]:
         return {}
 
     def _restore(self, arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any]) -> None:
         self.labels = arrays["labels"].astype(np.int64)
+        self.memory = arrays["memory"] if arrays["memory"].size else None
 
     # ---- persistence ------------------------------------------------------------
     def _load_state(self) -> None:

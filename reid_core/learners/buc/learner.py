@@ -33,18 +33,13 @@ class BUCLearner(EdgeLearner):
 
     def _fresh_state(self) -> None:
         super()._fresh_state()
-        self.memory: np.ndarray | None = None
         self.profiler = Profiler(self.cfg.cluster, total_merge_steps=max(self.cfg.total_rounds - 1, 1))
-
-    def _state_arrays(self) -> dict[str, np.ndarray]:
-        return {**super()._state_arrays(), "memory": self.memory if self.memory is not None else np.zeros(0)}
 
     def _state_meta(self) -> dict[str, Any]:
         return {**super()._state_meta(), "profiler": self.profiler.state_dict()}
 
     def _restore(self, arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any]) -> None:
         super()._restore(arrays, meta)
-        self.memory = arrays["memory"] if arrays["memory"].size else None
         self.profiler.load_state_dict(meta.get("profiler", {}))
 
     def _local_step(self, model: ReIDNet, server_round: int, total_rounds: int) -> LocalStep:

@@ -11,7 +11,7 @@ model's arrays and scalar metrics leave.
 from __future__ import annotations
 
 import logging
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -40,17 +40,9 @@ class CCLearner(EdgeLearner):
     def _fresh_state(self) -> None:
         super()._fresh_state()
         self.labels = np.full(len(self.paths), -1, dtype=np.int64)  # no clustering yet
-        self.memory: np.ndarray | None = None
-
-    def _state_arrays(self) -> dict[str, np.ndarray]:
-        return {**super()._state_arrays(), "memory": self.memory if self.memory is not None else np.zeros(0)}
 
     def _state_meta(self) -> dict[str, Any]:
         return {**super()._state_meta(), "min_samples": self.min_samples}
-
-    def _restore(self, arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any]) -> None:
-        super()._restore(arrays, meta)
-        self.memory = arrays["memory"] if arrays["memory"].size else None
 
     @property
     def min_samples(self) -> int:
