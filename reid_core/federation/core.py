@@ -114,16 +114,18 @@ class FederationCore:
                   ) -> tuple[dict[str, np.ndarray] | None, dict[str, float]]:
         """FedAvg of the accepted (arrays, metrics) by #images; each edge's model and metrics kept.
 
-        Returns the new global model (None when nothing was accepted) and the round's
-        weighted mean of `TRAIN_SUMMARY_KEYS`.
+        Returns the new global model and the round's weighted mean of `TRAIN_SUMMARY_KEYS`;
+        (None, {}) when fewer than `min_clients` updates are valid: the global model is kept
+        (what those edges trained is still recorded).
         """
         record = self.state.round_record(rnd)
-        self.say(logging.INFO, f"round {rnd}: aggregating {len(accepted)} update(s) {sorted(accepted)}")
         if len(accepted) < self.min_clients:
             self.say(logging.WARNING, f"round {rnd}: {len(accepted)} valid update(s) < min_clients="
                                       f"{self.min_clients}; global model kept")
-        if not accepted:
+            for n, (_, metrics) in accepted.items():
+                record["clients"].setdefault(n, {}).update({**metrics, "aggregated": 0})
             return None, {}
+        self.say(logging.INFO, f"round {rnd}: aggregating {len(accepted)} update(s) {sorted(accepted)}")
         names = sorted(accepted)  # FedAvg pairs arrays by position: one fixed order
         local = {n: {k: accepted[n][0][k] for k in self.state.global_arrays} for n in names}
         weights = [accepted[n][1]["num-examples"] for n in names]

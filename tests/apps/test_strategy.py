@@ -201,3 +201,17 @@ def test_round_line_shows_training_only_when_the_client_trained():
     line = round_line(3, "mall", {"rank1": 35.0, "mAP": 42.1, "epochs": 3, "train-loss": 4.1678,
                                   "precision": 0.123, "clusters": 194})
     assert line == "round  3  mall       epochs  3  loss  4.168  prec 0.12  clusters  194  | rank-1  35.0  mAP  42.1"
+
+
+def test_fewer_valid_updates_than_min_clients_keep_the_global_model():
+    from reid_core.federation.core import FederationCore
+
+    state = ServerState(global_arrays=arrays(0.0))
+    core = FederationCore(state, mu=0.0, min_clients=2)
+    new, summary = core.aggregate(1, {"a": (arrays(5.0), {"num-examples": 10})})
+    assert new is None and summary == {}
+    np.testing.assert_array_equal(state.global_arrays["w"], 0.0)  # kept, as the log says
+    assert "a" not in state.client_arrays
+    assert state.round_record(1)["clients"]["a"]["aggregated"] == 0  # what it trained is still on record
+    new, _ = core.aggregate(2, {"a": (arrays(5.0), {"num-examples": 10}), "b": (arrays(1.0), {"num-examples": 30})})
+    np.testing.assert_allclose(new["w"], 2.0)
