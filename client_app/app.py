@@ -7,7 +7,7 @@ pseudo-labels and the exemplar memory stay in the node's state directory.
 from __future__ import annotations
 
 import os
-from logging import DEBUG, ERROR
+from logging import DEBUG, ERROR, WARNING
 
 from flwr.app import Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
@@ -15,6 +15,7 @@ from flwr.common.logger import log
 
 from fedureid import records as rec
 from reid_core.config.settings import Settings, load_settings, parse_overrides
+from reid_core.federation.misbehaviour import misbehave
 from reid_core.learners import LEARNER_CHOICES, EdgeLearner, learner_from_settings
 
 app = ClientApp()
@@ -42,6 +43,11 @@ def node_identity(context: Context, settings: Settings) -> tuple[str, str]:
         name = str(nc.get("client-name") or settings.clients[pid])
         return name, settings.client_dir(settings.clients[pid])
     raise ValueError("node_config needs 'data-dir' (and 'client-name'), or 'partition-id' in simulation")
+
+
+def _misbehaviour(context: Context, settings: Settings, name: str) -> str | None:
+    """How this edge was told to misbehave (node_config `misbehave`, or the config's), or None."""
+    return str(context.node_config.get("misbehave") or "") or settings.misbehave.get(name) or None
 
 
 def _learner(context: Context) -> tuple[EdgeLearner, Settings]:
@@ -76,11 +82,17 @@ def _reply(msg: Message, learner: EdgeLearner, metrics: dict, arrays: dict | Non
 @app.train()
 def train(msg: Message, context: Context) -> Message:
     """One local round of the edge's learner on its unlabeled images."""
-    learner, _ = _learner(context)
+    learner, settings = _learner(context)
     config = msg.content[rec.CONFIG]
     arrays, edge_mu = _received(msg)
-    trained, metrics = learner.train_round(arrays, int(config[rec.SERVER_ROUND]),
-                                           int(config.get(rec.TOTAL_ROUNDS) or 0) or None, edge_mu=edge_mu)
+    server_round = int(config[rec.SERVER_ROUND])
+    trained, metrics = learner.train_round(arrays, server_round, int(config.get(rec.TOTAL_ROUNDS) or 0) or None,
+                                           edge_mu=edge_mu)
+    kind = _misbehaviour(context, settings, learner.name)
+    if kind:  # on purpose, for tests of the defences: never on by default
+        log(WARNING, "%s misbehaves on purpose: %s", learner.name, kind)
+        trained, metrics["num-examples"] = misbehave(kind, trained, arrays, metrics["num-examples"],
+                                                     seed=settings.seed * 1000 + server_round)
     # Mirror the edge state in context.state (the disk copy survives SuperNode restarts).
     context.state["learner"] = MetricRecord({"round": learner.round, "clusters": learner.num_clusters})
     return _reply(msg, learner, metrics, trained)

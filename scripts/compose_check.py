@@ -157,7 +157,8 @@ class Cluster:
                                      capture_output=True, text=True)
                 for line in res.stdout.splitlines():
                     name, _, usage = line.partition(" ")
-                    self.peak[name] = max(self.peak.get(name, 0.0), _mib(usage.split("/")[0]))
+                    if name.startswith(PROJECT):  # a container that is starting shows as "--"
+                        self.peak[name] = max(self.peak.get(name, 0.0), _mib(usage.split("/")[0]))
                 self._stop.wait(2.0)
         thread = threading.Thread(target=loop, daemon=True)
         thread.start()
@@ -320,6 +321,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.cold:  # no layer of the app image left to reuse: the build a new host does
             sh("docker", "image", "rm", "-f", APP_IMAGE, check=False, quiet=True)
             sh("docker", "builder", "prune", "-af", check=False, quiet=True)
+            sh("docker", "image", "prune", "-f", check=False, quiet=True)  # the classic builder's cache: old layers
         first = "app image, cold" if args.cold or not image_size(APP_IMAGE) else "app image, first (cache present)"
         builds = {first: app_image(APP_IMAGE, ca_args, args.torch_index)}
         builds["app image, warm"] = app_image(APP_IMAGE, ca_args, args.torch_index)

@@ -55,6 +55,9 @@ class FederationConfig:
     client_gpus: float = 0.0
     checkpoint: bool = True
     resume: bool = True
+    count_growth: float = 2.0  # screening: an edge weighs at most this x its first accepted count (0: off)
+    max_share: float = 1.0     # screening: no edge's share of the weight above this (1: off)
+    outlier_k: float = 0.0     # screening: leave out updates changed > k x the round's median norm (0: off)
 
 
 @dataclass(frozen=True)
@@ -82,6 +85,7 @@ class Settings:
     cc: CCConfig = field(default_factory=CCConfig)
     pseudo_cameras: tuple[str, ...] = ()  # clients whose camera ids are not real cameras (data.pseudo_cameras)
     learner_for: Mapping[str, str] = field(default_factory=dict)  # client -> its own learner (key learner_for)
+    misbehave: Mapping[str, str] = field(default_factory=dict)  # client -> how it misbehaves on purpose (tests)
 
     def client_dir(self, name: str) -> str:
         """Data folder of one simulated client (data=paper: also under the data set's usual spellings)."""
@@ -201,6 +205,7 @@ def settings_from_cfg(cfg: Any, overrides: tuple[str, ...] = (), base_dir: str |
         overrides=overrides,
         learner=str(c["learner"]),
         learner_for=_learner_for(c["learner_for"]),
+        misbehave=_client_map(c["misbehave"], "misbehave", "{edge_b: scale}"),
         cc=_build(CCConfig, c["cc"], "cc"),
     )
     validate(settings, check_data)
@@ -209,10 +214,15 @@ def settings_from_cfg(cfg: Any, overrides: tuple[str, ...] = (), base_dir: str |
 
 def _learner_for(value: Any) -> dict[str, str]:
     """`learner_for` as {client: learner}; anything but a mapping is refused, naming the key."""
+    return _client_map(value, "learner_for", "{cuhk03: cc}")
+
+
+def _client_map(value: Any, key: str, example: str) -> dict[str, str]:
+    """A {client: name} key; anything but a mapping is refused, naming the key."""
     if value in (None, ""):
         return {}
     if not isinstance(value, Mapping):
-        raise ConfigError(f"learner_for: must map client names to a learner, e.g. {{cuhk03: cc}}, got {value!r}")
+        raise ConfigError(f"{key}: must map client names to a value, e.g. {example}, got {value!r}")
     return {str(k): str(v) for k, v in value.items()}
 
 
@@ -271,6 +281,11 @@ def validate(s: Settings, check_data: bool = True) -> None:
     _require(fed.pu_where in ("cloud", "edge"), "pu.where", f"must be 'cloud' or 'edge', got {fed.pu_where!r}")
     _require(fed.min_clients >= 1, "federation.min_clients", f"must be >= 1, got {fed.min_clients!r}")
     _require(fed.timeout > 0, "federation.timeout", "must be > 0")
+    _require(fed.count_growth == 0 or fed.count_growth >= 1, "federation.count_growth",
+             f"must be 0 (off) or >= 1 (an honest edge's count does not shrink its weight), got {fed.count_growth!r}")
+    _require(0 < fed.max_share <= 1, "federation.max_share", f"must be in (0, 1] (1: off), got {fed.max_share!r}")
+    _require(fed.outlier_k == 0 or fed.outlier_k > 1, "federation.outlier_k",
+             f"must be 0 (off) or > 1 (times the round's median change), got {fed.outlier_k!r}")
     _require(s.model.arch in ARCHS, "model.arch", f"unknown '{s.model.arch}', choose one of {ARCHS}")
     _require(s.model.embed_dim >= 0, "model.embed_dim", "must be >= 0")
     _require(0.0 <= s.model.dropout < 1.0, "model.dropout", "must be in [0, 1)")
@@ -300,9 +315,14 @@ def validate(s: Settings, check_data: bool = True) -> None:
              f"must be a list of client names, got {list(s.pseudo_cameras)!r}")
     for name, n in s.num_identities.items():
         _require(isinstance(n, int) and n >= 1, f"data.num_identities.{name}", "must be an integer >= 1")
+    from reid_core.federation.misbehaviour import KINDS
+
+    for name, kind in s.misbehave.items():
+        _require(kind in KINDS, f"misbehave.{name}", f"unknown '{kind}', choose one of {KINDS}")
     if check_data:  # a deployed edge (check_data off) is named by its node_config, not data.clients
-        unknown = sorted(set(s.learner_for) - set(s.clients))
-        _require(not unknown, "learner_for", f"names client(s) {unknown} not in data.clients {list(s.clients)}")
+        for key, mapping in (("learner_for", s.learner_for), ("misbehave", s.misbehave)):
+            unknown = sorted(set(mapping) - set(s.clients))
+            _require(not unknown, key, f"names client(s) {unknown} not in data.clients {list(s.clients)}")
     if check_data and s.synth_preset:  # before any work: a folder of something else is left as it is
         from reid_core.data.federation import synthetic_root_problem, unknown_synthetic_clients
         from reid_core.data.synth import PRESETS

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from reid_core.federation.aggregation import check_update, interpolate, weighted_average
+from reid_core.federation.screening import Screening, bounded_count, capped_shares, change_norms, norm_outliers
 from reid_core.federation.state import ServerState
 
 log = logging.getLogger(__name__)
@@ -67,7 +68,8 @@ class FederationCore:
     """
 
     def __init__(self, state: ServerState, mu: float, pu_where: str = "cloud", min_clients: int = 2,
-                 checkpoint_dir: str | None = None, say: Say = python_log) -> None:
+                 checkpoint_dir: str | None = None, say: Say = python_log,
+                 screening: Screening = Screening()) -> None:
         if pu_where not in PU_PLACES:  # the config refused it already: this guards direct use
             raise ValueError(f"pu_where must be one of {PU_PLACES}, got {pu_where!r}")
         self.state = state
@@ -76,6 +78,7 @@ class FederationCore:
         self.min_clients = min_clients
         self.checkpoint_dir = checkpoint_dir
         self.say = say
+        self.screening = screening
 
     # ---- downlink -------------------------------------------------------------
     def personalized_arrays(self, name: str, global_arrays: Mapping[str, np.ndarray]) -> dict:
@@ -106,7 +109,7 @@ class FederationCore:
 
     def reject(self, rnd: int, name: str, reason: str, phase: str) -> None:
         """Leave a reply out, saying so in the log and in the round record."""
-        self.say(logging.WARNING, f"round {rnd}: rejected {'update' if phase == 'train' else 'evaluation'} "
+        self.say(logging.WARNING, f"round {rnd}: rejected {'evaluation' if phase == 'evaluate' else 'update'} "
                                   f"from '{name}': {reason}")
         self.state.round_record(rnd)["rejected"].append({"client": name, "reason": reason, "phase": phase})
 
@@ -125,21 +128,53 @@ class FederationCore:
             for n, (_, metrics) in accepted.items():
                 record["clients"].setdefault(n, {}).update({**metrics, "aggregated": 0})
             return None, {}
+        accepted, weight = self._screen(rnd, accepted)
+        if len(accepted) < self.min_clients:
+            self.say(logging.WARNING, f"round {rnd}: {len(accepted)} update(s) left after screening < min_clients="
+                                      f"{self.min_clients}; global model kept")
+            return None, {}
         self.say(logging.INFO, f"round {rnd}: aggregating {len(accepted)} update(s) {sorted(accepted)}")
         names = sorted(accepted)  # FedAvg pairs arrays by position: one fixed order
         local = {n: {k: accepted[n][0][k] for k in self.state.global_arrays} for n in names}
-        weights = [accepted[n][1]["num-examples"] for n in names]
+        weights = [weight[n] for n in names]
         self.state.global_arrays = weighted_average([local[n] for n in names], weights)
-        for n, w in zip(names, weights):
+        for n in names:
+            reported = int(accepted[n][1]["num-examples"])
             self.state.client_arrays[n] = local[n]
-            self.state.client_examples[n] = int(w)
+            self.state.client_examples[n] = reported
+            self.state.client_first_examples.setdefault(n, reported)
             # metrics.json spells it num_examples; the edges' reply key is num-examples
-            record["clients"].setdefault(n, {}).update({**accepted[n][1], "num_examples": int(w)})
+            record["clients"].setdefault(n, {}).update({**accepted[n][1], "num_examples": reported,
+                                                         "weight": round(weight[n], 3)})
         total = float(sum(weights))
         summary = {k: sum(accepted[n][1][k] * w for n, w in zip(names, weights)) / total
                    for k in TRAIN_SUMMARY_KEYS
                    if all(isinstance(accepted[n][1].get(k), (int, float)) for n in names)}
         return self.state.global_arrays, summary
+
+    def _screen(self, rnd: int, accepted: Mapping[str, tuple[Mapping[str, np.ndarray], Mapping[str, Any]]]
+                ) -> tuple[dict, dict[str, float]]:
+        """The updates left after screening, and the weight each is averaged with (reasons logged)."""
+        rules = self.screening
+        kept = dict(accepted)
+        if rules.outlier_k > 0:
+            started = {n: self.personalized_arrays(n, self.state.global_arrays) for n in kept}
+            norms = change_norms({n: a for n, (a, _) in kept.items()}, started)
+            for name, reason in sorted(norm_outliers(norms, rules.outlier_k).items()):
+                self.reject(rnd, name, f"screened out: {reason}", "screening")
+                del kept[name]
+        weight = {}
+        for name, (_, metrics) in kept.items():
+            reported = float(metrics["num-examples"])
+            weight[name] = bounded_count(reported, self.state.client_first_examples.get(name), rules.count_growth)
+            if weight[name] < reported:
+                self.say(logging.WARNING, f"round {rnd}: '{name}' reported {int(reported)} images, first accepted "
+                                          f"with {self.state.client_first_examples[name]}: weighed as {weight[name]:g}")
+        capped = capped_shares(weight, rules.max_share)
+        for name in sorted(capped):
+            if capped[name] < weight[name] - 1e-9:
+                self.say(logging.INFO, f"round {rnd}: '{name}' share capped at {rules.max_share:g} of the weight")
+        return kept, capped
 
     def record_evaluation(self, rnd: int, name: str, metrics: Mapping[str, Any]) -> None:
         """Keep an edge's rank-1/5/10 and mAP (and its query count) in the round record."""

@@ -22,6 +22,7 @@ from threadpoolctl import threadpool_limits
 
 from reid_core.config.settings import Settings
 from reid_core.federation.core import scalar_metrics
+from reid_core.federation.misbehaviour import misbehave
 from reid_core.federation.report import markdown_table, write_run_outputs
 from reid_core.federation.start import ensure_synthetic_data, federation_core, run_meta
 from reid_core.learners import learner_from_settings
@@ -69,8 +70,11 @@ def run_in_process(settings: Settings, deadline_s: float | None = None, engine: 
         glob = state.global_arrays
         accepted = {}
         for name in sorted(learners):
-            arrays, metrics = learners[name].train_round(core.downlink(name, glob), rnd, settings.rounds,
-                                                         edge_mu=core.edge_mu())
+            sent = core.downlink(name, glob)
+            arrays, metrics = learners[name].train_round(sent, rnd, settings.rounds, edge_mu=core.edge_mu())
+            if name in settings.misbehave:  # on purpose, for tests of the defences (as the ClientApp does)
+                arrays, metrics["num-examples"] = misbehave(settings.misbehave[name], arrays, sent,
+                                                            metrics["num-examples"], seed=settings.seed * 1000 + rnd)
             metrics = scalar_metrics(metrics)  # as an edge's reply carries them
             problem = core.examples_problem(metrics["num-examples"]) or core.update_problem(arrays)
             if problem:

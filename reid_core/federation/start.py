@@ -14,6 +14,7 @@ import torch
 
 from reid_core.config.settings import ConfigError, Settings
 from reid_core.federation.core import FederationCore, Say, python_log
+from reid_core.federation.screening import Screening
 from reid_core.federation.state import ServerState
 from reid_core.models import build_model
 from reid_core.runtime.arrays import model_arrays
@@ -65,7 +66,13 @@ def federation_core(settings: Settings, say: Say = python_log) -> FederationCore
     fed = settings.federation
     return FederationCore(initial_state(settings, say), mu=fed.mu, pu_where=fed.pu_where,
                           min_clients=fed.min_clients,
-                          checkpoint_dir=checkpoint_dir(settings) if fed.checkpoint else None, say=say)
+                          checkpoint_dir=checkpoint_dir(settings) if fed.checkpoint else None, say=say,
+                          screening=screening(settings))
+
+
+def screening(settings: Settings) -> Screening:
+    fed = settings.federation
+    return Screening(count_growth=fed.count_growth, max_share=fed.max_share, outlier_k=fed.outlier_k)
 
 
 def run_meta(settings: Settings, started: float, engine: str) -> dict[str, Any]:

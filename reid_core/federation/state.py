@@ -26,6 +26,7 @@ class ServerState:
     global_arrays: dict[str, np.ndarray] = field(default_factory=dict)
     client_arrays: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
     client_examples: dict[str, int] = field(default_factory=dict)
+    client_first_examples: dict[str, int] = field(default_factory=dict)  # each edge's count when first accepted
     history: list[dict[str, Any]] = field(default_factory=list)
     fingerprint: str = ""
 
@@ -56,6 +57,7 @@ class ServerState:
             "global_keys": list(self.global_arrays),
             "client_keys": {n: list(self.client_arrays[n]) for n in names},
             "client_examples": self.client_examples,
+            "client_first_examples": self.client_first_examples,
             "history": self.history,
             "fingerprint": self.fingerprint,
             "arrays_file": f"state_round{self.round}.npz",
@@ -88,6 +90,7 @@ class ServerState:
             global_arrays=glob,
             client_arrays=clients,
             client_examples={k: int(v) for k, v in meta["client_examples"].items()},
+            client_first_examples={k: int(v) for k, v in meta.get("client_first_examples", {}).items()},
             history=meta["history"],
             fingerprint=meta.get("fingerprint", ""),
         )

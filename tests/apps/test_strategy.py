@@ -215,3 +215,41 @@ def test_fewer_valid_updates_than_min_clients_keep_the_global_model():
     assert state.round_record(1)["clients"]["a"]["aggregated"] == 0  # what it trained is still on record
     new, _ = core.aggregate(2, {"a": (arrays(5.0), {"num-examples": 10}), "b": (arrays(1.0), {"num-examples": 30})})
     np.testing.assert_allclose(new["w"], 2.0)
+
+
+def test_an_edge_that_inflates_its_count_weighs_at_most_growth_times_its_first():
+    from reid_core.federation.core import FederationCore
+    from reid_core.federation.screening import Screening
+
+    state = ServerState(global_arrays=arrays(0.0))
+    core = FederationCore(state, mu=0.0, min_clients=1, screening=Screening(count_growth=2.0))
+    core.aggregate(1, {"a": (arrays(1.0), {"num-examples": 100}), "b": (arrays(4.0), {"num-examples": 100})})
+    new, _ = core.aggregate(2, {"a": (arrays(1.0), {"num-examples": 100}),
+                                "b": (arrays(4.0), {"num-examples": 10_000_000})})
+    np.testing.assert_allclose(new["w"], (1.0 * 100 + 4.0 * 200) / 300)  # b weighs 2 x 100, not 10 million
+    assert state.round_record(2)["clients"]["b"]["num_examples"] == 10_000_000  # what it claimed stays on record
+    assert state.round_record(2)["clients"]["b"]["weight"] == 200
+
+
+def test_an_update_far_from_the_others_is_screened_out_and_counted():
+    from reid_core.federation.core import FederationCore
+    from reid_core.federation.screening import Screening
+
+    state = ServerState(global_arrays=arrays(0.0))
+    core = FederationCore(state, mu=0.0, min_clients=2, screening=Screening(outlier_k=5.0))
+    honest = {n: (arrays(v), {"num-examples": 10}) for n, v in (("a", 1.0), ("b", 1.1), ("c", 0.9))}
+    new, _ = core.aggregate(1, {**honest, "evil": (arrays(100.0), {"num-examples": 10})})
+    np.testing.assert_allclose(new["w"], 1.0, rtol=1e-6)
+    rejected = state.round_record(1)["rejected"]
+    assert [r["client"] for r in rejected] == ["evil"] and rejected[0]["phase"] == "screening"
+    assert "median" in rejected[0]["reason"] and "evil" not in state.client_arrays
+
+
+def test_no_edge_passes_the_share_cap():
+    from reid_core.federation.core import FederationCore
+    from reid_core.federation.screening import Screening
+
+    state = ServerState(global_arrays=arrays(0.0))
+    core = FederationCore(state, mu=0.0, min_clients=1, screening=Screening(max_share=0.5))
+    new, _ = core.aggregate(1, {"a": (arrays(1.0), {"num-examples": 900}), "b": (arrays(3.0), {"num-examples": 100})})
+    np.testing.assert_allclose(new["w"], 2.0)  # 50 : 50 instead of 90 : 10

@@ -1,0 +1,86 @@
+"""Screening before aggregation (pure numpy): what one edge's update may weigh, and which updates stand out.
+
+An edge reports its own example count, and FedAvg weighs its update by it: one edge that
+claims ten million images would carry the model alone. And an update scaled up, flipped or
+replaced by noise has a change from the model it was sent far larger than the others'.
+
+- `bounded_count`: an edge's count may not grow past `growth` times what it reported when
+  first accepted (an honest edge's image count does not jump);
+- `capped_shares`: no edge's share of the total weight passes `cap` (the excess goes to the
+  others in proportion); a cap at or below 1/n gives every edge the same share;
+- `change_norms` / `norm_outliers`: the L2 norm of each update's change from the model that
+  edge started from; more than `k` times the median norm of the round is left out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+Arrays = Mapping[str, np.ndarray]
+
+
+@dataclass(frozen=True)
+class Screening:
+    """The rules (federation.count_growth, federation.max_share, federation.outlier_k); 0 / 1 / 0 is off."""
+
+    count_growth: float = 0.0
+    max_share: float = 1.0
+    outlier_k: float = 0.0
+
+
+def bounded_count(reported: float, first: float | None, growth: float) -> float:
+    """The count an update weighs with: `reported`, at most `growth` x the edge's first accepted count."""
+    if growth <= 0 or first is None:  # no bound configured, or the edge's first accepted update
+        return float(reported)
+    return float(min(reported, growth * first))
+
+
+def capped_shares(weights: Mapping[str, float], cap: float) -> dict[str, float]:
+    """Weights whose shares of the total are at most `cap`; the others keep their proportions.
+
+    Water-filling: edges over the cap are fixed at it, the rest of the mass is shared by the
+    others in proportion to their weights, repeated until nobody passes the cap.
+    """
+    total = float(sum(weights.values()))
+    if not weights or total <= 0 or cap >= 1.0:
+        return {k: float(v) for k, v in weights.items()}
+    if cap * len(weights) <= 1.0:  # no share can stay under the cap unless all are equal
+        return {k: total / len(weights) for k in weights}
+    capped: set[str] = set()
+    while True:
+        free = {k: float(v) for k, v in weights.items() if k not in capped}
+        mass = 1.0 - cap * len(capped)
+        free_total = sum(free.values())
+        shares = {k: (cap if k in capped else mass * free[k] / free_total) for k in weights}
+        over = {k for k, s in shares.items() if k not in capped and s > cap + 1e-12}
+        if not over:
+            return {k: s * total for k, s in shares.items()}
+        capped |= over
+
+
+def change_norms(updates: Mapping[str, Arrays], references: Mapping[str, Arrays]) -> dict[str, float]:
+    """Per edge, the L2 norm over its float arrays of (update - the model it started from)."""
+    norms = {}
+    for name, update in updates.items():
+        ref = references[name]
+        sq = 0.0
+        for key, value in update.items():
+            if np.issubdtype(value.dtype, np.floating):
+                diff = value.astype(np.float64) - np.asarray(ref[key], dtype=np.float64)
+                sq += float(np.dot(diff.ravel(), diff.ravel()))
+        norms[name] = float(np.sqrt(sq))
+    return norms
+
+
+def norm_outliers(norms: Mapping[str, float], k: float, min_updates: int = 3) -> dict[str, str]:
+    """Edges whose change norm is more than `k` x the round's median (with at least `min_updates`), and why."""
+    if k <= 0 or len(norms) < min_updates:
+        return {}
+    median = float(np.median(list(norms.values())))
+    if median <= 0:
+        return {name: f"its change norm {n:.3g} beside a median of 0" for name, n in norms.items() if n > 0}
+    return {name: f"its change norm {n:.3g} is {n / median:.1f}x the round's median {median:.3g} (> {k:g}x)"
+            for name, n in norms.items() if n > k * median}

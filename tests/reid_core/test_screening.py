@@ -1,0 +1,40 @@
+"""Screening before aggregation: hand-worked cases of the weight bounds and the norm outliers."""
+
+import numpy as np
+import pytest
+
+from reid_core.federation.screening import bounded_count, capped_shares, change_norms, norm_outliers
+
+
+def test_a_count_may_not_grow_past_its_first_accepted_by_more_than_the_factor():
+    assert bounded_count(10_000_000, first=1_000, growth=2.0) == 2_000
+    assert bounded_count(900, first=1_000, growth=2.0) == 900  # shrinking is honest enough
+    assert bounded_count(10_000_000, first=None, growth=2.0) == 10_000_000  # first time: nothing to compare
+    assert bounded_count(10_000_000, first=1_000, growth=0.0) == 10_000_000  # 0: no bound
+
+
+def test_capped_shares_worked_by_hand():
+    # 8 : 1 : 1 with cap 0.5 -> a at 0.5, b and c share the other 0.5 equally
+    out = capped_shares({"a": 8.0, "b": 1.0, "c": 1.0}, cap=0.5)
+    assert out == pytest.approx({"a": 5.0, "b": 2.5, "c": 2.5})
+    # 6 : 3 : 1 with cap 0.4 -> a at 0.4; b would get 0.45 > 0.4 -> b at 0.4 too; c keeps 0.2
+    out = capped_shares({"a": 6.0, "b": 3.0, "c": 1.0}, cap=0.4)
+    assert out == pytest.approx({"a": 4.0, "b": 4.0, "c": 2.0})
+    # under the cap: unchanged; cap 1: off; cap <= 1/n: equal shares
+    assert capped_shares({"a": 1.0, "b": 1.0}, cap=0.6) == {"a": 1.0, "b": 1.0}
+    assert capped_shares({"a": 9.0, "b": 1.0}, cap=1.0) == {"a": 9.0, "b": 1.0}
+    assert capped_shares({"a": 9.0, "b": 1.0}, cap=0.5) == pytest.approx({"a": 5.0, "b": 5.0})
+
+
+def test_change_norms_count_float_arrays_only():
+    ref = {"w": np.zeros((2, 2), np.float32), "n": np.array(5, np.int64)}
+    up = {"w": np.array([[3.0, 0.0], [0.0, 4.0]], np.float32), "n": np.array(900, np.int64)}
+    assert change_norms({"a": up}, {"a": ref}) == {"a": pytest.approx(5.0)}
+
+
+def test_norm_outliers_against_the_rounds_median():
+    norms = {"a": 1.0, "b": 1.2, "c": 0.9, "d": 40.0}
+    out = norm_outliers(norms, k=5.0)
+    assert list(out) == ["d"] and "median 1.1" in out["d"] and "36.4x" in out["d"]
+    assert norm_outliers(norms, k=0.0) == {}  # off
+    assert norm_outliers({"a": 1.0, "b": 40.0}, k=5.0) == {}  # two updates: no majority to judge by
