@@ -16,6 +16,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from fedureid.aggregators import aggregation_rule
 from reid_core.config.settings import ConfigError, load_settings
 from reid_core.federation.in_process import run_in_process
 
@@ -31,7 +32,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    run_in_process(settings, args.deadline_s)
+    fed = settings.federation
+    run_in_process(settings, args.deadline_s, rule=aggregation_rule(fed.aggregation, fed.num_malicious, fed.trim))
     return 0
 
 

@@ -9,6 +9,7 @@ from flwr.app import ConfigRecord, Context
 from flwr.common.logger import log
 from flwr.serverapp import Grid, ServerApp
 
+from fedureid.aggregators import aggregation_rule
 from fedureid.records import to_record
 from reid_core.config.settings import Settings, load_settings, parse_overrides
 from reid_core.federation.report import markdown_table, write_run_outputs
@@ -39,7 +40,8 @@ def main(grid: Grid, context: Context) -> None:
         settings.experiment, settings.algorithm, settings.rounds, remaining, fed.mu, fed.pu_where)
     strategy = FedUReIDStrategy(state, mu=fed.mu, pu_where=fed.pu_where, min_clients=fed.min_clients,
                                 checkpoint_dir=checkpoint_dir(settings) if fed.checkpoint else None,
-                                total_rounds=settings.rounds, screening=screening(settings))
+                                total_rounds=settings.rounds, screening=screening(settings),
+                                rule=aggregation_rule(fed.aggregation, fed.num_malicious, fed.trim))
     if remaining > 0 and state.round == 0 and not state.history:
         strategy.evaluate_initial(grid, to_record(state.global_arrays), fed.timeout)
     if remaining > 0:

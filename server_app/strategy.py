@@ -17,7 +17,7 @@ from flwr.serverapp import Grid
 from flwr.serverapp.strategy import FedAvg
 
 from fedureid import records as rec
-from reid_core.federation.core import FederationCore
+from reid_core.federation.core import AggregationRule, FederationCore
 from reid_core.federation.screening import Screening
 from reid_core.federation.state import ServerState
 
@@ -32,11 +32,12 @@ class FedUReIDStrategy(FedAvg):
 
     def __init__(self, state: ServerState, mu: float, pu_where: str = "cloud", min_clients: int = 2,
                  checkpoint_dir: str | None = None, total_rounds: int | None = None,
-                 query_timeout: float = 600.0, screening: Screening = Screening()) -> None:
+                 query_timeout: float = 600.0, screening: Screening = Screening(),
+                 rule: AggregationRule | None = None) -> None:
         super().__init__(min_train_nodes=min_clients, min_evaluate_nodes=min_clients,
                          min_available_nodes=min_clients, weighted_by_key=rec.NUM_EXAMPLES)
         self.core = FederationCore(state, mu=mu, pu_where=pu_where, min_clients=min_clients,
-                                   checkpoint_dir=checkpoint_dir, say=log, screening=screening)
+                                   checkpoint_dir=checkpoint_dir, say=log, screening=screening, rule=rule)
         self.offset = state.round  # Strategy.start counts from 1; we resume after it
         self.total_rounds = total_rounds
         self.query_timeout = query_timeout

@@ -58,6 +58,9 @@ class FederationConfig:
     count_growth: float = 2.0  # screening: an edge weighs at most this x its first accepted count (0: off)
     max_share: float = 1.0     # screening: no edge's share of the weight above this (1: off)
     outlier_k: float = 0.0     # screening: leave out updates changed > k x the round's median norm (0: off)
+    aggregation: str = "fedavg"  # fedavg | median | trimmed | krum | multikrum | bulyan (fedureid.aggregators)
+    num_malicious: int = 1       # krum, multikrum, bulyan: the hostile edges to withstand
+    trim: float = 0.2            # trimmed: share of the updates cut at each end
 
 
 @dataclass(frozen=True)
@@ -283,6 +286,12 @@ def validate(s: Settings, check_data: bool = True) -> None:
     _require(fed.timeout > 0, "federation.timeout", "must be > 0")
     _require(fed.count_growth == 0 or fed.count_growth >= 1, "federation.count_growth",
              f"must be 0 (off) or >= 1 (an honest edge's count does not shrink its weight), got {fed.count_growth!r}")
+    from reid_core.federation.core import AGGREGATIONS
+
+    _require(fed.aggregation in AGGREGATIONS, "federation.aggregation",
+             f"unknown '{fed.aggregation}', choose one of {AGGREGATIONS}")
+    _require(fed.num_malicious >= 0, "federation.num_malicious", f"must be >= 0, got {fed.num_malicious!r}")
+    _require(0 <= fed.trim < 0.5, "federation.trim", f"must be in [0, 0.5), got {fed.trim!r}")
     _require(0 < fed.max_share <= 1, "federation.max_share", f"must be in (0, 1] (1: off), got {fed.max_share!r}")
     _require(fed.outlier_k == 0 or fed.outlier_k > 1, "federation.outlier_k",
              f"must be 0 (off) or > 1 (times the round's median change), got {fed.outlier_k!r}")

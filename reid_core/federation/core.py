@@ -32,6 +32,10 @@ MAX_EXAMPLES = 10_000_000  # an example count above this is absurd for one edge
 # Averaged over the accepted edges (weighted by #images) for the one-line summary of a round
 TRAIN_SUMMARY_KEYS = ("train-loss", "precision", "epochs", "clusters", "diag-purity")
 PU_PLACES = ("cloud", "edge")
+# federation.aggregation: the core's FedAvg, or a robust rule of Flower's (fedureid.aggregators)
+AGGREGATIONS = ("fedavg", "median", "trimmed", "krum", "multikrum", "bulyan")
+# (each update's float arrays in the global model's order, their weights) -> the aggregate's float arrays
+AggregationRule = Callable[[list[list[np.ndarray]], list[float]], list[np.ndarray]]
 
 Say = Callable[[int, str], None]  # (logging level, message): where the core's messages go
 
@@ -69,7 +73,7 @@ class FederationCore:
 
     def __init__(self, state: ServerState, mu: float, pu_where: str = "cloud", min_clients: int = 2,
                  checkpoint_dir: str | None = None, say: Say = python_log,
-                 screening: Screening = Screening()) -> None:
+                 screening: Screening = Screening(), rule: AggregationRule | None = None) -> None:
         if pu_where not in PU_PLACES:  # the config refused it already: this guards direct use
             raise ValueError(f"pu_where must be one of {PU_PLACES}, got {pu_where!r}")
         self.state = state
@@ -79,6 +83,7 @@ class FederationCore:
         self.checkpoint_dir = checkpoint_dir
         self.say = say
         self.screening = screening
+        self.rule = rule  # None: FedAvg weighted by #images
 
     # ---- downlink -------------------------------------------------------------
     def personalized_arrays(self, name: str, global_arrays: Mapping[str, np.ndarray]) -> dict:
@@ -137,7 +142,11 @@ class FederationCore:
         names = sorted(accepted)  # FedAvg pairs arrays by position: one fixed order
         local = {n: {k: accepted[n][0][k] for k in self.state.global_arrays} for n in names}
         weights = [weight[n] for n in names]
-        self.state.global_arrays = weighted_average([local[n] for n in names], weights)
+        try:
+            self.state.global_arrays = self._combine([local[n] for n in names], weights)
+        except ValueError as err:  # e.g. Bulyan with too few edges: nothing half-aggregated
+            self.say(logging.WARNING, f"round {rnd}: aggregation failed ({err}); global model kept")
+            return None, {}
         for n in names:
             reported = int(accepted[n][1]["num-examples"])
             self.state.client_arrays[n] = local[n]
@@ -151,6 +160,15 @@ class FederationCore:
                    for k in TRAIN_SUMMARY_KEYS
                    if all(isinstance(accepted[n][1].get(k), (int, float)) for n in names)}
         return self.state.global_arrays, summary
+
+    def _combine(self, models: list[dict[str, np.ndarray]], weights: list[float]) -> dict[str, np.ndarray]:
+        """FedAvg, or the robust rule on the float arrays (integer buffers: their maximum, as in FedAvg)."""
+        averaged = weighted_average(models, weights)
+        if self.rule is None:
+            return averaged
+        keys = [k for k, v in averaged.items() if np.issubdtype(v.dtype, np.floating)]
+        combined = self.rule([[m[k] for k in keys] for m in models], weights)
+        return {**averaged, **{k: np.asarray(v, dtype=averaged[k].dtype) for k, v in zip(keys, combined)}}
 
     def _screen(self, rnd: int, accepted: Mapping[str, tuple[Mapping[str, np.ndarray], Mapping[str, Any]]]
                 ) -> tuple[dict, dict[str, float]]:

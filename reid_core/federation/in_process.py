@@ -21,7 +21,7 @@ import torch
 from threadpoolctl import threadpool_limits
 
 from reid_core.config.settings import Settings
-from reid_core.federation.core import scalar_metrics
+from reid_core.federation.core import AggregationRule, scalar_metrics
 from reid_core.federation.misbehaviour import misbehave
 from reid_core.federation.report import markdown_table, write_run_outputs
 from reid_core.federation.start import ensure_synthetic_data, federation_core, run_meta
@@ -36,7 +36,8 @@ def _print(level: int, message: str) -> None:
         print(message, flush=True)
 
 
-def run_in_process(settings: Settings, deadline_s: float | None = None, engine: str = "inprocess") -> dict:
+def run_in_process(settings: Settings, deadline_s: float | None = None, engine: str = "inprocess",
+                   rule: AggregationRule | None = None) -> dict:
     """Run the remaining rounds of `settings` (fewer if `deadline_s` runs out); return metrics.json's dict.
 
     With a deadline, no round after the first starts once the time left is shorter than
@@ -50,7 +51,7 @@ def run_in_process(settings: Settings, deadline_s: float | None = None, engine: 
     torch.set_num_threads(threads)
     threadpool_limits(threads)  # numpy's BLAS and faiss's OpenMP too, as OMP_NUM_THREADS does in the simulation
     ensure_synthetic_data(settings)
-    core = federation_core(settings, say=_print)
+    core = federation_core(settings, say=_print, rule=rule)
     state = core.state
     learners = {name: learner_from_settings(settings, name, settings.client_dir(name),
                                             os.path.join(settings.run_dir, "edge_state", name))

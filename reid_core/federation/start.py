@@ -13,7 +13,7 @@ from typing import Any
 import torch
 
 from reid_core.config.settings import ConfigError, Settings
-from reid_core.federation.core import FederationCore, Say, python_log
+from reid_core.federation.core import AggregationRule, FederationCore, Say, python_log
 from reid_core.federation.screening import Screening
 from reid_core.federation.state import ServerState
 from reid_core.models import build_model
@@ -61,13 +61,20 @@ def initial_state(settings: Settings, say: Say = python_log) -> ServerState:
     return ServerState(global_arrays=model_arrays(build_model(settings.model)), fingerprint=fp)
 
 
-def federation_core(settings: Settings, say: Say = python_log) -> FederationCore:
-    """The core of the configured federation, its state fresh or resumed from run_dir."""
+def federation_core(settings: Settings, say: Say = python_log, rule: AggregationRule | None = None) -> FederationCore:
+    """The core of the configured federation, its state fresh or resumed from run_dir.
+
+    `rule`: the robust aggregation `federation.aggregation` names (fedureid.aggregators holds
+    Flower's; this core never imports Flower), None for FedAvg.
+    """
     fed = settings.federation
+    if fed.aggregation != "fedavg" and rule is None:
+        raise ConfigError(f"federation.aggregation={fed.aggregation} needs its rule passed in "
+                          "(fedureid.aggregators.aggregation_rule); this engine was given none")
     return FederationCore(initial_state(settings, say), mu=fed.mu, pu_where=fed.pu_where,
                           min_clients=fed.min_clients,
                           checkpoint_dir=checkpoint_dir(settings) if fed.checkpoint else None, say=say,
-                          screening=screening(settings))
+                          screening=screening(settings), rule=rule)
 
 
 def screening(settings: Settings) -> Screening:
