@@ -175,12 +175,15 @@ class FederationCore:
         """The updates left after screening, and the weight each is averaged with (reasons logged)."""
         rules = self.screening
         kept = dict(accepted)
-        if rules.outlier_k > 0:
-            started = {n: self.personalized_arrays(n, self.state.global_arrays) for n in kept}
-            norms = change_norms({n: a for n, (a, _) in kept.items()}, started)
-            for name, reason in sorted(norm_outliers(norms, rules.outlier_k).items()):
-                self.reject(rnd, name, f"screened out: {reason}", "screening")
-                del kept[name]
+        # each update's change from the model that edge started from: recorded, and screened when asked
+        started = {n: self.personalized_arrays(n, self.state.global_arrays) for n in kept}
+        norms = change_norms({n: a for n, (a, _) in kept.items()}, started)
+        record = self.state.round_record(rnd)["clients"]
+        for name, norm in norms.items():
+            record.setdefault(name, {})["change_norm"] = round(norm, 6)
+        for name, reason in sorted(norm_outliers(norms, rules.outlier_k).items()):
+            self.reject(rnd, name, f"screened out: {reason}", "screening")
+            del kept[name]
         weight = {}
         for name, (_, metrics) in kept.items():
             reported = float(metrics["num-examples"])

@@ -98,3 +98,16 @@ def test_learner_bar_with_a_zero_reference_reports_instead_of_raising() -> None:
     del timeless["wall_s_simulate"]
     rows = learner_checks({0: {"fedureid": buc, "cc_fedureid": timeless}}, ["a"])
     assert "missing" in rows[1][1] and rows[1][2] is None
+
+
+def test_norm_ratios_over_the_rounds_median(capsys, tmp_path):
+    import json
+
+    from lab.norm_ratios import main, ratios
+
+    metrics = {"rounds": [{"round": 1, "clients": {"a": {"change_norm": 1.0}, "b": {"change_norm": 2.0},
+                                                   "c": {"change_norm": 6.0}, "d": {"rank1": 3.0}}}]}
+    assert ratios(metrics) == {1: {"a": 0.5, "b": 1.0, "c": 3.0}}
+    (tmp_path / "metrics.json").write_text(json.dumps(metrics))
+    assert main([str(tmp_path)]) == 0
+    assert "largest honest ratio: 3.00x" in capsys.readouterr().out
