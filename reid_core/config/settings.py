@@ -208,7 +208,7 @@ def settings_from_cfg(cfg: Any, overrides: tuple[str, ...] = (), base_dir: str |
         overrides=overrides,
         learner=str(c["learner"]),
         learner_for=_learner_for(c["learner_for"]),
-        misbehave=_client_map(c["misbehave"], "misbehave", "{edge_b: scale}"),
+        misbehave=_client_map(c["misbehave"], "misbehave", "a kind of misbehaviour", "{edge_b: scale}"),
         cc=_build(CCConfig, c["cc"], "cc"),
     )
     validate(settings, check_data)
@@ -217,15 +217,15 @@ def settings_from_cfg(cfg: Any, overrides: tuple[str, ...] = (), base_dir: str |
 
 def _learner_for(value: Any) -> dict[str, str]:
     """`learner_for` as {client: learner}; anything but a mapping is refused, naming the key."""
-    return _client_map(value, "learner_for", "{cuhk03: cc}")
+    return _client_map(value, "learner_for", "a learner", "{cuhk03: cc}")
 
 
-def _client_map(value: Any, key: str, example: str) -> dict[str, str]:
+def _client_map(value: Any, key: str, what: str, example: str) -> dict[str, str]:
     """A {client: name} key; anything but a mapping is refused, naming the key."""
     if value in (None, ""):
         return {}
     if not isinstance(value, Mapping):
-        raise ConfigError(f"{key}: must map client names to a value, e.g. {example}, got {value!r}")
+        raise ConfigError(f"{key}: must map client names to {what}, e.g. {example}, got {value!r}")
     return {str(k): str(v) for k, v in value.items()}
 
 

@@ -123,20 +123,15 @@ class FederationCore:
         """FedAvg of the accepted (arrays, metrics) by #images; each edge's model and metrics kept.
 
         Returns the new global model and the round's weighted mean of `TRAIN_SUMMARY_KEYS`;
-        (None, {}) when fewer than `min_clients` updates are valid: the global model is kept
-        (what those edges trained is still recorded).
+        (None, {}) when no update is left: the global model is kept. Fewer than `min_clients`
+        updates are averaged all the same (as Flower's FedAvg does), with a warning.
         """
         record = self.state.round_record(rnd)
-        if len(accepted) < self.min_clients:
-            self.say(logging.WARNING, f"round {rnd}: {len(accepted)} valid update(s) < min_clients="
-                                      f"{self.min_clients}; global model kept")
-            for n, (_, metrics) in accepted.items():
-                record["clients"].setdefault(n, {}).update({**metrics, "aggregated": 0})
-            return None, {}
         accepted, weight = self._screen(rnd, accepted)
         if len(accepted) < self.min_clients:
-            self.say(logging.WARNING, f"round {rnd}: {len(accepted)} update(s) left after screening < min_clients="
-                                      f"{self.min_clients}; global model kept")
+            self.say(logging.WARNING, f"round {rnd}: {len(accepted)} usable update(s) < min_clients="
+                                      f"{self.min_clients}; " + ("averaging them" if accepted else "global model kept"))
+        if not accepted:
             return None, {}
         self.say(logging.INFO, f"round {rnd}: aggregating {len(accepted)} update(s) {sorted(accepted)}")
         names = sorted(accepted)  # FedAvg pairs arrays by position: one fixed order

@@ -203,18 +203,18 @@ def test_round_line_shows_training_only_when_the_client_trained():
     assert line == "round  3  mall       epochs  3  loss  4.168  prec 0.12  clusters  194  | rank-1  35.0  mAP  42.1"
 
 
-def test_fewer_valid_updates_than_min_clients_keep_the_global_model():
+def test_fewer_usable_updates_than_min_clients_are_averaged_with_a_warning_none_keep_the_model():
     from reid_core.federation.core import FederationCore
 
+    said = []
     state = ServerState(global_arrays=arrays(0.0))
-    core = FederationCore(state, mu=0.0, min_clients=2)
-    new, summary = core.aggregate(1, {"a": (arrays(5.0), {"num-examples": 10})})
-    assert new is None and summary == {}
-    np.testing.assert_array_equal(state.global_arrays["w"], 0.0)  # kept, as the log says
-    assert "a" not in state.client_arrays
-    assert state.round_record(1)["clients"]["a"]["aggregated"] == 0  # what it trained is still on record
-    new, _ = core.aggregate(2, {"a": (arrays(5.0), {"num-examples": 10}), "b": (arrays(1.0), {"num-examples": 30})})
-    np.testing.assert_allclose(new["w"], 2.0)
+    core = FederationCore(state, mu=0.0, min_clients=2, say=lambda level, msg: said.append(msg))
+    new, _ = core.aggregate(1, {"a": (arrays(5.0), {"num-examples": 10})})
+    np.testing.assert_allclose(new["w"], 5.0)  # as Flower's FedAvg: what arrived is averaged
+    assert any("1 usable update(s) < min_clients=2; averaging them" in m for m in said)
+    new, summary = core.aggregate(2, {})
+    assert new is None and summary == {} and any("global model kept" in m for m in said)
+    np.testing.assert_allclose(state.global_arrays["w"], 5.0)
 
 
 def test_an_edge_that_inflates_its_count_weighs_at_most_growth_times_its_first():

@@ -12,7 +12,8 @@ from federations import model_reference, private_strings
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow]
 
-META_KEYS = {"round", "clients", "global_keys", "client_keys", "client_examples", "history", "fingerprint"}
+META_KEYS = {"round", "clients", "global_keys", "client_keys", "client_examples", "client_first_examples", "history",
+             "fingerprint"}
 
 
 def leaks(text: str, secrets: set[str]) -> list[str]:
