@@ -15,8 +15,10 @@ from flwr.common.logger import log
 
 from fedureid import records as rec
 from reid_core.config.settings import Settings, load_settings, parse_overrides
+from reid_core.federation.aggregation import edge_model
 from reid_core.federation.misbehaviour import misbehave
 from reid_core.learners import LEARNER_CHOICES, EdgeLearner, learner_from_settings
+from reid_core.learners.base import StartFrom
 
 app = ClientApp()
 
@@ -65,11 +67,12 @@ def _learner(context: Context) -> tuple[EdgeLearner, Settings]:
     return learner_from_settings(settings, name, data_dir, state_dir, kind), settings
 
 
-def _received(msg: Message) -> tuple[dict, float | None]:
-    """The model sent and, when Personalized Update is mixed here, the mu to mix it with."""
+def _received(msg: Message) -> tuple[dict, StartFrom]:
+    """The model sent, and how to start from it: as sent, or mixed here with the local model (edge PU)."""
     config = msg.content[rec.CONFIG]
+    arrays = rec.from_record(msg.content[rec.ARRAYS])
     edge_mu = float(config.get(rec.MU, 0.0)) if str(config.get(rec.PU_WHERE, "cloud")) == "edge" else None
-    return rec.from_record(msg.content[rec.ARRAYS]), edge_mu
+    return arrays, lambda local: edge_model(arrays, local, edge_mu)
 
 
 def _reply(msg: Message, learner: EdgeLearner, metrics: dict, arrays: dict | None = None) -> Message:
@@ -84,10 +87,10 @@ def train(msg: Message, context: Context) -> Message:
     """One local round of the edge's learner on its unlabeled images."""
     learner, settings = _learner(context)
     config = msg.content[rec.CONFIG]
-    arrays, edge_mu = _received(msg)
+    arrays, start_from = _received(msg)
     server_round = int(config[rec.SERVER_ROUND])
-    trained, metrics = learner.train_round(arrays, server_round, int(config.get(rec.TOTAL_ROUNDS) or 0) or None,
-                                           edge_mu=edge_mu)
+    trained, metrics = learner.train_round(None, server_round, int(config.get(rec.TOTAL_ROUNDS) or 0) or None,
+                                           start_from)
     kind = _misbehaviour(context, settings, learner.name)
     if kind:  # on purpose, for tests of the defences: never on by default
         log(WARNING, "%s misbehaves on purpose: %s", learner.name, kind)
@@ -102,7 +105,7 @@ def train(msg: Message, context: Context) -> Message:
 def evaluate(msg: Message, context: Context) -> Message:
     """Rank-1/5/10 and mAP of this client's current model on its own query/gallery."""
     learner, _ = _learner(context)
-    metrics = learner.evaluate(*_received(msg))
+    metrics = learner.evaluate(None, _received(msg)[1])
     log(DEBUG, "%s: rank-1 %.1f mAP %.1f", learner.name, metrics["rank1"], metrics["mAP"])
     return _reply(msg, learner, metrics)
 

@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 from flwr.server.strategy.aggregate import aggregate_bulyan, aggregate_krum, aggregate_median, aggregate_trimmed_avg
 
-from reid_core.federation.core import AGGREGATIONS
+from reid_core.config.choices import AGGREGATIONS
 
 Rule = Callable[[Sequence[list[np.ndarray]], Sequence[float]], list[np.ndarray]]
 

@@ -22,7 +22,7 @@ from reid_core.config.schema import (
     ModelConfig,
     TrainConfig,
 )
-from reid_core.federation.aggregation import mu_problem
+from reid_core.config.choices import AGGREGATIONS, MISBEHAVIOURS, mu_problem
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 
@@ -286,8 +286,6 @@ def validate(s: Settings, check_data: bool = True) -> None:
     _require(fed.timeout > 0, "federation.timeout", "must be > 0")
     _require(fed.count_growth == 0 or fed.count_growth >= 1, "federation.count_growth",
              f"must be 0 (off) or >= 1 (an honest edge's count does not shrink its weight), got {fed.count_growth!r}")
-    from reid_core.federation.core import AGGREGATIONS
-
     _require(fed.aggregation in AGGREGATIONS, "federation.aggregation",
              f"unknown '{fed.aggregation}', choose one of {AGGREGATIONS}")
     _require(fed.num_malicious >= 0, "federation.num_malicious", f"must be >= 0, got {fed.num_malicious!r}")
@@ -324,10 +322,8 @@ def validate(s: Settings, check_data: bool = True) -> None:
              f"must be a list of client names, got {list(s.pseudo_cameras)!r}")
     for name, n in s.num_identities.items():
         _require(isinstance(n, int) and n >= 1, f"data.num_identities.{name}", "must be an integer >= 1")
-    from reid_core.federation.misbehaviour import KINDS
-
     for name, kind in s.misbehave.items():
-        _require(kind in KINDS, f"misbehave.{name}", f"unknown '{kind}', choose one of {KINDS}")
+        _require(kind in MISBEHAVIOURS, f"misbehave.{name}", f"unknown '{kind}', choose one of {MISBEHAVIOURS}")
     if check_data:  # a deployed edge (check_data off) is named by its node_config, not data.clients
         for key, mapping in (("learner_for", s.learner_for), ("misbehave", s.misbehave)):
             unknown = sorted(set(mapping) - set(s.clients))

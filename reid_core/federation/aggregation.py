@@ -11,14 +11,9 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from reid_core.config.choices import mu_problem
+
 Arrays = Mapping[str, np.ndarray]
-
-
-def mu_problem(mu: object) -> str | None:
-    """Why `mu` cannot be PU's mixing weight, or None: the one statement of its range."""
-    if isinstance(mu, bool) or not isinstance(mu, (int, float)) or not 0.0 <= float(mu) <= 1.0:
-        return f"mu must be a number in [0, 1], got {mu!r}"
-    return None
 
 
 def _is_float(a: np.ndarray) -> bool:

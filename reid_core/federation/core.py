@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from reid_core.federation.aggregation import check_update, interpolate, weighted_average
+from reid_core.federation.aggregation import check_update, edge_model, interpolate, weighted_average
 from reid_core.federation.screening import Screening, bounded_count, capped_shares, change_norms, norm_outliers
 from reid_core.federation.state import ServerState
 
@@ -32,8 +32,6 @@ MAX_EXAMPLES = 10_000_000  # an example count above this is absurd for one edge
 # Averaged over the accepted edges (weighted by #images) for the one-line summary of a round
 TRAIN_SUMMARY_KEYS = ("train-loss", "precision", "epochs", "clusters", "diag-purity")
 PU_PLACES = ("cloud", "edge")
-# federation.aggregation: the core's FedAvg, or a robust rule of Flower's (fedureid.aggregators)
-AGGREGATIONS = ("fedavg", "median", "trimmed", "krum", "multikrum", "bulyan")
 # (each update's float arrays in the global model's order, their weights) -> the aggregate's float arrays
 AggregationRule = Callable[[list[list[np.ndarray]], list[float]], list[np.ndarray]]
 
@@ -99,6 +97,11 @@ class FederationCore:
     def edge_mu(self) -> float | None:
         """The mu an edge mixes with (PU at the edge), or None when the cloud has mixed."""
         return self.mu if self.pu_where == "edge" else None
+
+    def start_from(self, name: str, global_arrays: Mapping[str, np.ndarray]):
+        """What edge `name` starts from, given its own last local model: the downlink, mixed there for edge PU."""
+        sent = self.downlink(name, global_arrays)
+        return lambda local: edge_model(sent, local, self.edge_mu())
 
     # ---- uplink ---------------------------------------------------------------
     @staticmethod

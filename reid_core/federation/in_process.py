@@ -58,7 +58,7 @@ def run_in_process(settings: Settings, deadline_s: float | None = None, engine: 
                 for name in settings.clients}
     if state.round == 0 and not state.history:  # round 0: the untrained model, the honest start
         for name in sorted(learners):
-            evaluation = learners[name].evaluate(core.downlink(name, state.global_arrays), core.edge_mu())
+            evaluation = learners[name].evaluate(None, core.start_from(name, state.global_arrays))
             core.record_evaluation(0, name, scalar_metrics(evaluation))
         core.finish_round(0, time.time() - t0)
     last = 0.0  # the last round's wall time: rounds after the first have the same epochs
@@ -72,7 +72,7 @@ def run_in_process(settings: Settings, deadline_s: float | None = None, engine: 
         accepted = {}
         for name in sorted(learners):
             sent = core.downlink(name, glob)
-            arrays, metrics = learners[name].train_round(sent, rnd, settings.rounds, edge_mu=core.edge_mu())
+            arrays, metrics = learners[name].train_round(None, rnd, settings.rounds, core.start_from(name, glob))
             if name in settings.misbehave:  # on purpose, for tests of the defences (as the ClientApp does)
                 arrays, metrics["num-examples"] = misbehave(settings.misbehave[name], arrays, sent,
                                                             metrics["num-examples"], seed=settings.seed * 1000 + rnd)
@@ -85,7 +85,7 @@ def run_in_process(settings: Settings, deadline_s: float | None = None, engine: 
         new_global, _ = core.aggregate(rnd, accepted)
         glob = new_global if new_global is not None else glob
         for name in sorted(learners):
-            evaluation = learners[name].evaluate(core.downlink(name, glob), core.edge_mu())
+            evaluation = learners[name].evaluate(None, core.start_from(name, glob))
             core.record_evaluation(rnd, name, scalar_metrics(evaluation))
         core.finish_round(rnd, time.time() - start)
         last = state.round_record(rnd)["wall_s"]

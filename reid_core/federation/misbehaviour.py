@@ -17,7 +17,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-KINDS = ("scale", "flip", "noise", "stale", "count")
+from reid_core.config.choices import MISBEHAVIOURS as KINDS
 SCALE = 100.0
 CLAIMED_COUNT = 10_000_000
 

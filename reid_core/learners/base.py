@@ -3,15 +3,16 @@
 A learner is one client's local unsupervised learning. The ClientApp and standalone
 training talk to it through this small interface only:
 
-- ``train_round(arrays, server_round, total_rounds, edge_mu) -> (arrays, metrics)``: one round,
+- ``train_round(arrays, server_round, total_rounds, start_from) -> (arrays, metrics)``: one round,
   the template every learner shares (start the round once, the learner's local step,
   diagnostics, save, metrics); a learner supplies only ``_local_step``;
-- ``evaluate(arrays, edge_mu) -> metrics``: rank-1/5/10 and mAP on the edge's query/gallery;
+- ``evaluate(arrays, start_from) -> metrics``: rank-1/5/10 and mAP on the edge's query/gallery;
 - ``local_model()``: the model this edge trained last (edge-side Personalized Update);
 - ``round``, ``num_clusters``, ``name``.
 
-``edge_mu`` is Personalized Update's mu when the edge mixes the received global model
-with its own last one (``pu.where=edge``), None when the cloud has mixed.
+``start_from(local_model) -> arrays``, when given, makes the model to start from out of the
+edge's own last local model: Personalized Update at the edge (``pu.where=edge``); the caller
+(the ClientApp, the in-process driver) brings it, so the learners know nothing of the cloud.
 
 State (pseudo-labels plus whatever a learner adds, and the last local model) stays in
 ``state_dir``, so a restarted node resumes its clustering. Only model arrays and scalar
@@ -27,6 +28,7 @@ import os
 import shutil
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -38,7 +40,6 @@ from reid_core.config.schema import CCConfig, ClusterConfig, EarlyStopConfig, Im
 from reid_core.data import read_reid_root, scan_images, unlabeled_paths
 from reid_core.eval.ranking import evaluate_model
 from reid_core.features import extract_features
-from reid_core.federation.aggregation import edge_model
 from reid_core.learners.camera import with_local_bn_statistics
 from reid_core.learners.diagnostics import known_identities, round_diagnostics
 from reid_core.learners.epochs import EpochsResult
@@ -47,6 +48,9 @@ from reid_core.runtime.arrays import load_arrays, model_arrays
 from reid_core.runtime.device import resolve_device
 
 log = logging.getLogger(__name__)
+
+# the edge's last local model (None before its first round) -> the model to start from
+StartFrom = Callable[[Mapping[str, np.ndarray] | None], Mapping[str, np.ndarray]]
 
 
 @dataclass(frozen=True)
@@ -231,11 +235,11 @@ class EdgeLearner(ABC):
 
     def train_round(self, arrays: Mapping[str, np.ndarray] | None, server_round: int,
                     total_rounds: int | None = None,
-                    edge_mu: float | None = None) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+                    start_from: StartFrom | None = None) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         """One federated round: train on the pseudo-labels and re-cluster; return model + scalar metrics."""
         self.start_round(server_round)  # before edge PU reads the local model: a resent round rewinds it
-        if edge_mu is not None:
-            arrays = edge_model(arrays, self.local_model(), edge_mu)
+        if start_from is not None:
+            arrays = start_from(self.local_model())
         t0 = time.time()
         model = self.build(arrays)
         step = self._local_step(model, server_round, total_rounds or self.cfg.total_rounds)
@@ -270,11 +274,11 @@ class EdgeLearner(ABC):
         log.info("%s round %d: %s", self.name, server_round, metrics)
         return out, metrics
 
-    def evaluate(self, arrays: Mapping[str, np.ndarray] | None, edge_mu: float | None = None) -> dict[str, Any]:
-        """rank-1/5/10 and mAP (percent) of `arrays` (mixed here with `edge_mu`) on this edge's query/gallery."""
+    def evaluate(self, arrays: Mapping[str, np.ndarray] | None, start_from: StartFrom | None = None) -> dict[str, Any]:
+        """rank-1/5/10 and mAP (percent) of `arrays` (or of `start_from(local model)`) on this edge's query/gallery."""
         t0 = time.time()
-        if edge_mu is not None:
-            arrays = edge_model(arrays, self.local_model(), edge_mu)
+        if start_from is not None:
+            arrays = start_from(self.local_model())
         model = self.build(arrays)
         res = evaluate_model(model, self.dataset.query, self.dataset.gallery, self.cfg.image, self.device,
                              amp=self.cfg.train.amp)

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from fedureid.aggregators import aggregation_rule
-from reid_core.federation.core import AGGREGATIONS, FederationCore
+from reid_core.config.choices import AGGREGATIONS
+from reid_core.federation.core import FederationCore
 from reid_core.federation.state import ServerState
 
 

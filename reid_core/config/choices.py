@@ -1,0 +1,15 @@
+"""The allowed values the config checks and the code that uses them share: each stated once, here."""
+
+from __future__ import annotations
+
+# federation.aggregation: the core's FedAvg, or one of Flower's robust rules (fedureid.aggregators)
+AGGREGATIONS = ("fedavg", "median", "trimmed", "krum", "multikrum", "bulyan")
+# misbehave / node_config misbehave: what an edge told to misbehave sends (reid_core.federation.misbehaviour)
+MISBEHAVIOURS = ("scale", "flip", "noise", "stale", "count")
+
+
+def mu_problem(mu: object) -> str | None:
+    """Why `mu` cannot be Personalized Update's mixing weight, or None."""
+    if isinstance(mu, bool) or not isinstance(mu, (int, float)) or not 0.0 <= float(mu) <= 1.0:
+        return f"mu must be a number in [0, 1], got {mu!r}"
+    return None
