@@ -1,0 +1,22 @@
+"""lab.hostile_edges: which overrides each (kind, defence) run gets, and the table it prints."""
+
+import json
+
+from lab.hostile_edges import DEFENCES, overrides, table
+
+
+def test_overrides_of_a_run():
+    assert overrides("honest", "median", "mall") == ["federation.aggregation=median"]
+    assert overrides("scale", "none", "mall")[-1] == "+misbehave.mall=scale"
+    assert "federation.outlier_k=0" in overrides("flip", "none", "mall")  # no defence: screening off
+    assert set(DEFENCES) == {"none", "screen", "median", "trimmed", "krum", "multikrum"}
+
+
+def test_table_reads_final_means_and_round_time(tmp_path):
+    run = tmp_path / "scale_median"
+    run.mkdir()
+    metrics = {"final": {"a": {"rank1": 10.0, "mAP": 20.0}, "b": {"rank1": 30.0, "mAP": 40.0}},
+               "rounds": [{"round": 1, "wall_s": 4.0}, {"round": 2, "wall_s": 6.0}]}
+    (run / "metrics.json").write_text(json.dumps(metrics))
+    out = table(tmp_path)
+    assert "| scale | - | - | 20.0 / 30.0 (5 s) | - | - | - |" in out
