@@ -183,12 +183,15 @@ def evaluate_model(model: nn.Module, query_samples: Sequence[Sample],
     Images that fail to decode are dropped from the evaluation with a warning.
     """
     feats = []
-    for samples in (query_samples, gallery_samples):
+    for split, samples in (("query", query_samples), ("gallery", gallery_samples)):
         f = extract_features(model, [s.path for s in samples], image_cfg.height, image_cfg.width,
                              image_cfg.eval_batch_size, device, which=which,
                              num_workers=image_cfg.num_workers, progress=progress,
                              allow_missing=True, amp=amp)
-        keep = ~np.isnan(f).any(1)
+        keep = np.isfinite(f).all(1)
+        if samples and not keep.any():
+            raise ValueError(f"the model gives no finite feature for any of the {len(samples)} {split} images "
+                             "(its weights have diverged)")
         ids = np.array([[s.pid, s.camid] for s in samples], dtype=np.int64)[keep]
         feats.append((f[keep], ids[:, 0], ids[:, 1]))
     (qf, q_pids, q_camids), (gf, g_pids, g_camids) = feats

@@ -72,7 +72,11 @@ def run_in_process(settings: Settings, deadline_s: float | None = None, engine: 
         accepted = {}
         for name in sorted(learners):
             sent = core.downlink(name, glob)
-            arrays, metrics = learners[name].train_round(None, rnd, settings.rounds, core.start_from(name, glob))
+            try:
+                arrays, metrics = learners[name].train_round(None, rnd, settings.rounds, core.start_from(name, glob))
+            except Exception as err:  # noqa: BLE001 (an edge's failure is its error reply, as in Flower)
+                core.reject(rnd, name, f"error reply: {err}", "train")
+                continue
             if name in settings.misbehave:  # on purpose, for tests of the defences (as the ClientApp does)
                 arrays, metrics["num-examples"] = misbehave(settings.misbehave[name], arrays, sent,
                                                             metrics["num-examples"], seed=settings.seed * 1000 + rnd)
@@ -85,7 +89,11 @@ def run_in_process(settings: Settings, deadline_s: float | None = None, engine: 
         new_global, _ = core.aggregate(rnd, accepted)
         glob = new_global if new_global is not None else glob
         for name in sorted(learners):
-            evaluation = learners[name].evaluate(None, core.start_from(name, glob))
+            try:
+                evaluation = learners[name].evaluate(None, core.start_from(name, glob))
+            except Exception as err:  # noqa: BLE001 (as above)
+                core.reject(rnd, name, f"error reply: {err}", "evaluate")
+                continue
             core.record_evaluation(rnd, name, scalar_metrics(evaluation))
         core.finish_round(rnd, time.time() - start)
         last = state.round_record(rnd)["wall_s"]

@@ -198,6 +198,17 @@ def test_evaluate_model_on_tiny_images(tmp_path: Path) -> None:
     assert scores["rank5"] == pytest.approx(100.0)  # 4 gallery images: every match in top 4
 
 
+def test_a_diverged_model_is_a_clear_error_not_an_empty_ranking(tmp_path: Path) -> None:
+    model = build_model(ModelConfig(arch="tiny", embed_dim=0))
+    with torch.no_grad():
+        for p in model.parameters():
+            p.fill_(float("nan"))
+    paths = _write_images(tmp_path, 4)
+    query, gallery = [FakeSample(paths[0], 1, 0)], [FakeSample(p, 1, 1) for p in paths[1:]]
+    with pytest.raises(ValueError, match="no finite feature for any of the 1 query images"):
+        evaluate_model(model, query, gallery, ImageConfig(height=32, width=16), torch.device("cpu"))
+
+
 @pytest.mark.shared
 @pytest.mark.slow
 def test_imagenet_mobilenet_on_viper_matches_weights_readme() -> None:

@@ -58,3 +58,21 @@ def test_a_rerun_resumes_after_its_last_round(tmp_path):
     assert both["rounds"][0] == first["rounds"][0]  # round 1 kept, not trained again
     with pytest.raises(ConfigError, match="different configuration"):
         run_in_process(_settings(run, data, "rounds=3", "pu.mu=0.3"))
+
+
+def test_an_edge_that_fails_is_rejected_as_in_flower_and_the_run_goes_on(tmp_path, monkeypatch):
+    from reid_core.learners.buc.learner import BUCLearner
+
+    original = BUCLearner.evaluate
+
+    def evaluate(self, arrays, start_from=None):
+        if self.name == "edge_b" and self.round >= 1:
+            raise ValueError("the model gives no finite feature for any of the 8 query images")
+        return original(self, arrays, start_from)
+
+    monkeypatch.setattr(BUCLearner, "evaluate", evaluate)
+    metrics = run_in_process(_settings(tmp_path / "run", tmp_path / "data", "rounds=1"))
+    rejected = metrics["rounds"][0]["rejected"]
+    assert [(r["client"], r["phase"]) for r in rejected] == [("edge_b", "evaluate")]
+    assert "error reply: the model gives no finite feature" in rejected[0]["reason"]
+    assert sorted(metrics["final"]) == ["edge_a", "edge_c"]
