@@ -2,7 +2,8 @@
 
 Runs the in-process federation (`lab.inprocess`, same core as the Flower run) for every
 (kind, defence) pair, one after another, each in its own folder (a rerun skips what is
-complete), then prints one Markdown table. Defences: `none` (FedAvg, screening off),
+complete), then prints one Markdown table: the last round's mean rank-1 / mAP over the edges
+that could evaluate, the mean round time, and how many edges' evaluations failed. Defences: `none` (FedAvg, screening off),
 `screen` (outlier_k and max_share on), and Flower's robust rules.
 
 Run: ``python -m lab.hostile_edges --out DIR [--edge mall] [--seed 0] [key=value ...]``
@@ -34,12 +35,18 @@ def overrides(kind: str, defence: str, edge: str) -> list[str]:
     return [*DEFENCES[defence], *([] if kind == "honest" else [f"+misbehave.{edge}={kind}"])]
 
 
-def summary(metrics: dict) -> tuple[float, float, float]:
-    """(mean final rank-1, mean final mAP, mean round wall seconds)."""
-    final = metrics["final"].values()
+def summary(metrics: dict) -> str:
+    """The last round's mean rank-1 / mAP over the edges that evaluated, the mean round time, failures."""
+    last = max(metrics["rounds"], key=lambda r: r["round"])
+    evaluated = [m for m in last["clients"].values() if "rank1" in m]
+    failed = sum(1 for r in last["rejected"] if r["phase"] == "evaluate")
     walls = [r["wall_s"] for r in metrics["rounds"] if "wall_s" in r]
-    return (sum(m["rank1"] for m in final) / len(final), sum(m["mAP"] for m in final) / len(final),
-            sum(walls) / max(len(walls), 1))
+    wall = f"{sum(walls) / max(len(walls), 1):.0f} s"
+    if not evaluated:
+        return f"every edge failed ({wall})"
+    r1 = sum(m["rank1"] for m in evaluated) / len(evaluated)
+    m_ap = sum(m["mAP"] for m in evaluated) / len(evaluated)
+    return f"{r1:.1f} / {m_ap:.1f} ({wall})" + (f", {failed} failed" if failed else "")
 
 
 def table(out: Path) -> str:
@@ -49,8 +56,7 @@ def table(out: Path) -> str:
         for defence in DEFENCES:
             path = run_dir(out, kind, defence) / "metrics.json"
             if path.exists():
-                r1, m, wall = summary(json.loads(path.read_text()))
-                cells.append(f"{r1:.1f} / {m:.1f} ({wall:.0f} s)")
+                cells.append(summary(json.loads(path.read_text())))
             else:
                 cells.append("-")
         lines.append(f"| {kind} | " + " | ".join(cells) + " |")

@@ -15,8 +15,13 @@ def test_overrides_of_a_run():
 def test_table_reads_final_means_and_round_time(tmp_path):
     run = tmp_path / "scale_median"
     run.mkdir()
-    metrics = {"final": {"a": {"rank1": 10.0, "mAP": 20.0}, "b": {"rank1": 30.0, "mAP": 40.0}},
-               "rounds": [{"round": 1, "wall_s": 4.0}, {"round": 2, "wall_s": 6.0}]}
+    metrics = {"rounds": [{"round": 1, "wall_s": 4.0, "clients": {}, "rejected": []},
+                          {"round": 2, "wall_s": 6.0, "rejected": [{"client": "c", "phase": "evaluate"}],
+                           "clients": {"a": {"rank1": 10.0, "mAP": 20.0}, "b": {"rank1": 30.0, "mAP": 40.0}}}]}
     (run / "metrics.json").write_text(json.dumps(metrics))
+    (tmp_path / "flip_none").mkdir()
+    (tmp_path / "flip_none" / "metrics.json").write_text(json.dumps(
+        {"rounds": [{"round": 1, "wall_s": 3.0, "clients": {}, "rejected": []}]}))
     out = table(tmp_path)
-    assert "| scale | - | - | 20.0 / 30.0 (5 s) | - | - | - |" in out
+    assert "| scale | - | - | 20.0 / 30.0 (5 s), 1 failed | - | - | - |" in out
+    assert "| flip | every edge failed (3 s) |" in out
