@@ -98,9 +98,8 @@ class FederationCore:
         """The mu an edge mixes with (PU at the edge), or None when the cloud has mixed."""
         return self.mu if self.pu_where == "edge" else None
 
-    def start_from(self, name: str, global_arrays: Mapping[str, np.ndarray]):
-        """What edge `name` starts from, given its own last local model: the downlink, mixed there for edge PU."""
-        sent = self.downlink(name, global_arrays)
+    def start_from(self, sent: Mapping[str, np.ndarray]):
+        """What an edge sent `sent` (its downlink) starts from, given its own last local model (edge PU mixes)."""
         return lambda local: edge_model(sent, local, self.edge_mu())
 
     # ---- uplink ---------------------------------------------------------------

@@ -75,7 +75,8 @@ def test_summary_files_and_a_seed_missing_a_variant(tmp_path):
     assert rows[2] == ["fedureid", "40.00", "0.00", "50.00", "0.00", "45.00", "0.00", "1"]
 
 
-def test_cli_runs_one_ablation_per_seed_then_the_summary(tmp_path, monkeypatch, capsys):
+def _faked_cli(tmp_path, monkeypatch, *extra):
+    """`fedureid ablation` on clients a, b with every run faked: (cli, runner, run_dir, args)."""
     from fedureid import cli
     from lab import cli as experiments
 
@@ -85,7 +86,12 @@ def test_cli_runs_one_ablation_per_seed_then_the_summary(tmp_path, monkeypatch, 
     for client in ("a", "b"):  # client folders of their own: the runs themselves are faked
         (tmp_path / "data" / client).mkdir(parents=True, exist_ok=True)
     args = ["ablation", "experiment=smoke", f"run_dir={run_dir}", f"data.root={tmp_path / 'data'}",
-            "data.synth_preset=null", "data.clients=[a,b]", "variants=[baseline,fedureid]", "seeds=[0,1]", "examples=0"]
+            "data.synth_preset=null", "data.clients=[a,b]", "variants=[baseline,fedureid]", *extra]
+    return cli, runner, run_dir, args
+
+
+def test_cli_runs_one_ablation_per_seed_then_the_summary(tmp_path, monkeypatch, capsys):
+    cli, runner, run_dir, args = _faked_cli(tmp_path, monkeypatch, "seeds=[0,1]", "examples=0")
     assert cli.main(args) == 0
     assert sorted(c[-3] for c in runner.calls) == ["seed=0", "seed=0", "seed=1", "seed=1"]
     for s in (0, 1):
@@ -100,16 +106,7 @@ def test_cli_runs_one_ablation_per_seed_then_the_summary(tmp_path, monkeypatch, 
 
 
 def test_cli_without_seeds_keeps_one_ablation_in_run_dir(tmp_path, monkeypatch, capsys):
-    from fedureid import cli
-    from lab import cli as experiments
-
-    runner = FakeRunner()
-    monkeypatch.setattr(experiments, "_subprocess_runner", runner)
-    run_dir = tmp_path / "abl"
-    for client in ("a", "b"):  # client folders of their own: the runs themselves are faked
-        (tmp_path / "data" / client).mkdir(parents=True, exist_ok=True)
-    args = ["ablation", "experiment=smoke", f"run_dir={run_dir}", f"data.root={tmp_path / 'data'}",
-            "data.synth_preset=null", "data.clients=[a,b]", "variants=[baseline,fedureid]", "seed=4"]
+    cli, runner, run_dir, args = _faked_cli(tmp_path, monkeypatch, "seed=4")
     assert cli.main(args) == 0
     assert all("seed=4" in c for c in runner.calls) and len(runner.calls) == 2 and not (run_dir / "seed_4").exists()
     assert (run_dir / "ablation_rank1.csv").exists() and not (run_dir / "ablation_seeds_rank1.csv").exists()
