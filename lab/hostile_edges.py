@@ -4,9 +4,10 @@ Runs the in-process federation (`lab.inprocess`, same core as the Flower run) fo
 (kind, defence) pair, one after another, each in its own folder (a rerun skips what is
 complete), then prints one Markdown table: the last round's mean rank-1 / mAP over the edges
 that could evaluate, the mean round time, and how many edges' evaluations failed. Defences: `none` (FedAvg, screening off),
-`screen` (outlier_k and max_share on), and Flower's robust rules.
+`default` (the product's defaults: count bound, impossible models), `screen` (also outlier_k and max_share),
+and Flower's robust rules (with the default screening before them).
 
-Run: ``python -m lab.hostile_edges --out DIR [--edge mall] [--seed 0] [key=value ...]``
+Run: ``python -m lab.hostile_edges --out DIR [--edge mall] [--seed 0] [--kinds ...] [--defences ...] [key=value ...]``
 (extra key=value are Hydra overrides for every run, e.g. experiment=real_cpu).
 """
 
@@ -19,9 +20,10 @@ import sys
 from pathlib import Path
 
 KINDS = ("honest", "scale", "flip", "noise", "stale", "count")
-OFF = ("federation.count_growth=0", "federation.max_share=1.0", "federation.outlier_k=0")
+OFF = ("federation.count_growth=0", "federation.max_share=1.0", "federation.outlier_k=0", "federation.screen_models=false")
 DEFENCES = {
     "none": OFF,
+    "default": (),
     "screen": ("federation.outlier_k=3", "federation.max_share=0.5"),
     **{rule: (f"federation.aggregation={rule}",) for rule in ("median", "trimmed", "krum", "multikrum")},
 }
@@ -36,17 +38,20 @@ def overrides(kind: str, defence: str, edge: str) -> list[str]:
 
 
 def summary(metrics: dict) -> str:
-    """The last round's mean rank-1 / mAP over the edges that evaluated, the mean round time, failures."""
+    """The last round's mean rank-1 / mAP over the edges that evaluated, the mean round time, failures,
+    and how many updates screening left out over the run."""
     last = max(metrics["rounds"], key=lambda r: r["round"])
     evaluated = [m for m in last["clients"].values() if "rank1" in m]
     failed = sum(1 for r in last["rejected"] if r["phase"] == "evaluate")
+    screened = sum(1 for rnd in metrics["rounds"] for r in rnd["rejected"] if r["phase"] == "screening")
     walls = [r["wall_s"] for r in metrics["rounds"] if "wall_s" in r]
     wall = f"{sum(walls) / max(len(walls), 1):.0f} s"
     if not evaluated:
         return f"every edge failed ({wall})"
     r1 = sum(m["rank1"] for m in evaluated) / len(evaluated)
     m_ap = sum(m["mAP"] for m in evaluated) / len(evaluated)
-    return f"{r1:.1f} / {m_ap:.1f} ({wall})" + (f", {failed} failed" if failed else "")
+    return (f"{r1:.1f} / {m_ap:.1f} ({wall})" + (f", {failed} failed" if failed else "")
+            + (f", {screened} screened" if screened else ""))
 
 
 def table(out: Path) -> str:
@@ -69,11 +74,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--edge", default="mall", help="the client that misbehaves")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--table-only", action="store_true", help="print the table of what is done")
+    parser.add_argument("--kinds", nargs="+", choices=KINDS, default=list(KINDS), help="rows to run")
+    parser.add_argument("--defences", nargs="+", choices=list(DEFENCES), default=list(DEFENCES), help="columns to run")
     parser.add_argument("overrides", nargs="*", help="Hydra overrides for every run (default experiment=demo)")
     args = parser.parse_args(argv)
     shared = args.overrides or ["experiment=demo"]
-    for kind in ([] if args.table_only else KINDS):
-        for defence in DEFENCES:
+    args.out.mkdir(parents=True, exist_ok=True)
+    for kind in ([] if args.table_only else args.kinds):
+        for defence in args.defences:
             target = run_dir(args.out, kind, defence)
             if (target / "metrics.json").exists():
                 continue

@@ -58,6 +58,7 @@ class FederationConfig:
     count_growth: float = 2.0  # screening: an edge weighs at most this x its first accepted count (0: off)
     max_share: float = 1.0     # screening: no edge's share of the weight above this (1: off)
     outlier_k: float = 0.0     # screening: leave out updates changed > k x the round's median norm (0: off)
+    screen_models: bool = True  # screening: leave out models no training produces (negative variance, unchanged)
     aggregation: str = "fedavg"  # fedavg | median | trimmed | krum | multikrum | bulyan (fedureid.aggregators)
     num_malicious: int = 1       # krum, multikrum, bulyan: the hostile edges to withstand
     trim: float = 0.2            # trimmed: share of the updates cut at each end

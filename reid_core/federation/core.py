@@ -23,7 +23,8 @@ from typing import Any
 import numpy as np
 
 from reid_core.federation.aggregation import check_update, edge_model, interpolate, weighted_average
-from reid_core.federation.screening import Screening, bounded_count, capped_shares, change_norms, norm_outliers
+from reid_core.federation.screening import (Screening, bounded_count, capped_shares, change_norms, impossible_model,
+                                            norm_outliers)
 from reid_core.federation.state import ServerState
 
 log = logging.getLogger(__name__)
@@ -178,7 +179,13 @@ class FederationCore:
         record = self.state.round_record(rnd)["clients"]
         for name, norm in norms.items():
             record.setdefault(name, {})["change_norm"] = round(norm, 6)
-        for name, reason in sorted(norm_outliers(norms, rules.outlier_k).items()):
+        reasons = norm_outliers(norms, rules.outlier_k)
+        if rules.models:
+            for name in kept:
+                reason = impossible_model(kept[name][0], started[name], norms[name])
+                if reason:
+                    reasons[name] = reason
+        for name, reason in sorted(reasons.items()):
             self.reject(rnd, name, f"screened out: {reason}", "screening")
             del kept[name]
         weight = {}

@@ -9,7 +9,10 @@ replaced by noise has a change from the model it was sent far larger than the ot
 - `capped_shares`: no edge's share of the total weight passes `cap` (the excess goes to the
   others in proportion); a cap at or below 1/n gives every edge the same share;
 - `change_norms` / `norm_outliers`: the L2 norm of each update's change from the model that
-  edge started from; more than `k` times the median norm of the round is left out.
+  edge started from; more than `k` times the median norm of the round is left out;
+- `impossible_model`: a model no training produces: a BatchNorm running variance below zero
+  (a flipped update whose variance grew more than twofold; every model mixing it diverges), or
+  the very model the edge started from sent back (nothing learnt: a stale model).
 """
 
 from __future__ import annotations
@@ -24,11 +27,12 @@ Arrays = Mapping[str, np.ndarray]
 
 @dataclass(frozen=True)
 class Screening:
-    """The rules (federation.count_growth, federation.max_share, federation.outlier_k); 0 / 1 / 0 is off."""
+    """The rules (federation.count_growth, max_share, outlier_k, screen_models); 0 / 1 / 0 / False is off."""
 
     count_growth: float = 0.0
     max_share: float = 1.0
     outlier_k: float = 0.0
+    models: bool = False
 
 
 def bounded_count(reported: float, first: float | None, growth: float) -> float:
@@ -84,3 +88,16 @@ def norm_outliers(norms: Mapping[str, float], k: float, min_updates: int = 3) ->
         return {name: f"its change norm {n:.3g} beside a median of 0" for name, n in norms.items() if n > 0}
     return {name: f"its change norm {n:.3g} is {n / median:.1f}x the round's median {median:.3g} (> {k:g}x)"
             for name, n in norms.items() if n > k * median}
+
+
+VARIANCE_SUFFIX = "running_var"  # torch's BatchNorm buffer name
+
+
+def impossible_model(update: Arrays, started: Arrays, change_norm: float) -> str | None:
+    """Why no honest training can have produced `update` from `started`, or None."""
+    for key, value in update.items():
+        if key.endswith(VARIANCE_SUFFIX) and np.issubdtype(value.dtype, np.floating) and bool((value < 0).any()):
+            return f"{int((value < 0).sum())} negative BatchNorm variance(s) in {key}"
+    if change_norm == 0.0 and any(np.issubdtype(v.dtype, np.floating) for v in started.values()):
+        return "it sent back the model it started from unchanged (nothing learnt)"
+    return None

@@ -79,7 +79,8 @@ def federation_core(settings: Settings, say: Say = python_log, rule: Aggregation
 
 def screening(settings: Settings) -> Screening:
     fed = settings.federation
-    return Screening(count_growth=fed.count_growth, max_share=fed.max_share, outlier_k=fed.outlier_k)
+    return Screening(count_growth=fed.count_growth, max_share=fed.max_share, outlier_k=fed.outlier_k,
+                     models=fed.screen_models)
 
 
 def run_meta(settings: Settings, started: float, engine: str) -> dict[str, Any]:

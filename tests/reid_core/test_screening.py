@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from reid_core.federation.screening import bounded_count, capped_shares, change_norms, norm_outliers
+from reid_core.federation.screening import bounded_count, capped_shares, change_norms, impossible_model, norm_outliers
 
 
 def test_a_count_may_not_grow_past_its_first_accepted_by_more_than_the_factor():
@@ -38,3 +38,12 @@ def test_norm_outliers_against_the_rounds_median():
     assert list(out) == ["d"] and "median 1.1" in out["d"] and "36.4x" in out["d"]
     assert norm_outliers(norms, k=0.0) == {}  # off
     assert norm_outliers({"a": 1.0, "b": 40.0}, k=5.0) == {}  # two updates: no majority to judge by
+
+
+def test_impossible_models_negative_variance_or_sent_back_unchanged():
+    start = {"bn.running_var": np.array([1.0, 2.0], np.float32), "w": np.zeros(2, np.float32)}
+    flipped = {"bn.running_var": np.array([-0.5, 2.0], np.float32), "w": np.ones(2, np.float32)}
+    assert "1 negative BatchNorm variance(s) in bn.running_var" in impossible_model(flipped, start, 1.0)
+    assert "unchanged" in impossible_model(start, start, 0.0)
+    trained = {"bn.running_var": np.array([0.0, 3.0], np.float32), "w": np.ones(2, np.float32)}
+    assert impossible_model(trained, start, 1.2) is None  # a variance of 0 can be trained
