@@ -6,7 +6,7 @@ export FLWR_TELEMETRY_ENABLED := 0
 export FLWR_DISABLE_UPDATE_CHECK := 1
 export RAY_USAGE_STATS_ENABLED := 0
 
-.PHONY: install demo smoke test test-fast deploy-test compose-check clean
+.PHONY: install demo smoke test test-fast deploy-test compose-check soak clean
 
 install: $(VENV)/.installed
 
@@ -22,8 +22,9 @@ demo: install
 smoke: install
 	$(VENV)/bin/fedureid simulate experiment=smoke run_dir=runs/smoke
 
+# everything but the 15-minute soak (make soak)
 test: install
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -m "not soak"
 
 test-fast: install
 	$(PY) -m pytest -q -m "not slow and not deploy"
@@ -31,6 +32,10 @@ test-fast: install
 # The Docker Compose cluster end to end (needs a Docker engine; see README "Docker")
 compose-check: install
 	$(PY) scripts/compose_check.py
+
+# 16 SuperNodes, 10 rounds, SuperNodes killed every 30 s, the SuperLink restarted once (bounded: 15 min)
+soak: install
+	$(PY) scripts/soak.py
 
 clean:
 	rm -rf runs .pytest_cache

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from logging import DEBUG, ERROR, WARNING
+from typing import TYPE_CHECKING
 
 from flwr.app import Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
@@ -17,8 +18,11 @@ from fedureid import records as rec
 from reid_core.config.settings import Settings, load_settings, parse_overrides
 from reid_core.federation.aggregation import edge_model
 from reid_core.federation.misbehaviour import misbehave
-from reid_core.learners import LEARNER_CHOICES, EdgeLearner, learner_from_settings
-from reid_core.learners.base import StartFrom
+from reid_core.runtime.slots import compute_slot
+
+if TYPE_CHECKING:  # the learners import torch (seconds): a query for the client name does without them
+    from reid_core.learners import EdgeLearner
+    from reid_core.learners.base import StartFrom
 
 app = ClientApp()
 
@@ -53,6 +57,8 @@ def _misbehaviour(context: Context, settings: Settings, name: str) -> str | None
 
 
 def _learner(context: Context) -> tuple[EdgeLearner, Settings]:
+    from reid_core.learners import LEARNER_CHOICES, learner_from_settings
+
     settings = _settings(context)
     name, data_dir = node_identity(context, settings)
     if not os.path.isdir(data_dir):  # the reason reaches the server: name the key, keep the path local
@@ -82,9 +88,20 @@ def _reply(msg: Message, learner: EdgeLearner, metrics: dict, arrays: dict | Non
     return Message(content=RecordDict(content), reply_to=msg)
 
 
+def _slot(context: Context):
+    """One of the host's compute slots (node config `compute-slots-dir`, `compute-slots`), or no limit."""
+    nc = context.node_config
+    return compute_slot(str(nc.get("compute-slots-dir") or ""), int(nc.get("compute-slots", 1)))
+
+
 @app.train()
 def train(msg: Message, context: Context) -> Message:
     """One local round of the edge's learner on its unlabeled images."""
+    with _slot(context):
+        return _train(msg, context)
+
+
+def _train(msg: Message, context: Context) -> Message:
     learner, settings = _learner(context)
     config = msg.content[rec.CONFIG]
     arrays, start_from = _received(msg)
@@ -104,8 +121,9 @@ def train(msg: Message, context: Context) -> Message:
 @app.evaluate()
 def evaluate(msg: Message, context: Context) -> Message:
     """Rank-1/5/10 and mAP of this client's current model on its own query/gallery."""
-    learner, _ = _learner(context)
-    metrics = learner.evaluate(None, _received(msg)[1])
+    with _slot(context):
+        learner, _ = _learner(context)
+        metrics = learner.evaluate(None, _received(msg)[1])
     log(DEBUG, "%s: rank-1 %.1f mAP %.1f", learner.name, metrics["rank1"], metrics["mAP"])
     return _reply(msg, learner, metrics)
 

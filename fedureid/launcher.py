@@ -113,9 +113,8 @@ def run_status(link: SuperLink, run_id: int) -> str:
     return str(runs[0]["status"])
 
 
-def submit(link: SuperLink, run_config_file: Path, federation_config: str | None = None,
-           stream: bool = True, log: Path | None = None, timeout: float | None = None) -> tuple[int, str]:
-    """`flwr run` the app; wait for the end; return (run_id, final status)."""
+def start_run(link: SuperLink, run_config_file: Path, federation_config: str | None = None) -> int:
+    """`flwr run` the app and return its run id at once (the run goes on at the SuperLink)."""
     args = [_bin("flwr"), "run", str(APP_DIR), link.connection, "--run-config", str(run_config_file),
             "--format", "json"]
     if federation_config:
@@ -123,7 +122,13 @@ def submit(link: SuperLink, run_config_file: Path, federation_config: str | None
     res = subprocess.run(args, env=link.env, capture_output=True, text=True, timeout=120)
     if res.returncode != 0:
         raise RuntimeError(f"flwr run failed ({res.returncode}):\n{res.stdout}\n{res.stderr}")
-    run_id = int(json.loads(res.stdout)["run-id"])
+    return int(json.loads(res.stdout)["run-id"])
+
+
+def submit(link: SuperLink, run_config_file: Path, federation_config: str | None = None,
+           stream: bool = True, log: Path | None = None, timeout: float | None = None) -> tuple[int, str]:
+    """`flwr run` the app; wait for the end; return (run_id, final status)."""
+    run_id = start_run(link, run_config_file, federation_config)
     deadline = time.time() + (timeout or 10**9)
     follower = None
     if stream:  # show the run's logs while it runs; `flwr log --stream` returns when the run ends

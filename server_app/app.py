@@ -41,7 +41,8 @@ def main(grid: Grid, context: Context) -> None:
     strategy = FedUReIDStrategy(state, mu=fed.mu, pu_where=fed.pu_where, min_clients=fed.min_clients,
                                 checkpoint_dir=checkpoint_dir(settings) if fed.checkpoint else None,
                                 total_rounds=settings.rounds, screening=screening(settings),
-                                rule=aggregation_rule(fed.aggregation, fed.num_malicious, fed.trim))
+                                rule=aggregation_rule(fed.aggregation, fed.num_malicious, fed.trim),
+                                evaluate_every=fed.evaluate_every, query_timeout=fed.timeout)
     if remaining > 0 and state.round == 0 and not state.history:
         strategy.evaluate_initial(grid, to_record(state.global_arrays), fed.timeout)
     if remaining > 0:

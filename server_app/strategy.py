@@ -33,11 +33,12 @@ class FedUReIDStrategy(FedAvg):
     def __init__(self, state: ServerState, mu: float, pu_where: str = "cloud", min_clients: int = 2,
                  checkpoint_dir: str | None = None, total_rounds: int | None = None,
                  query_timeout: float = 600.0, screening: Screening = Screening(),
-                 rule: AggregationRule | None = None) -> None:
+                 rule: AggregationRule | None = None, evaluate_every: int = 1) -> None:
         super().__init__(min_train_nodes=min_clients, min_evaluate_nodes=min_clients,
                          min_available_nodes=min_clients, weighted_by_key=rec.NUM_EXAMPLES)
         self.core = FederationCore(state, mu=mu, pu_where=pu_where, min_clients=min_clients,
-                                   checkpoint_dir=checkpoint_dir, say=log, screening=screening, rule=rule)
+                                   checkpoint_dir=checkpoint_dir, say=log, screening=screening, rule=rule,
+                                   evaluate_every=evaluate_every)
         self.offset = state.round  # Strategy.start counts from 1; we resume after it
         self.total_rounds = total_rounds
         self.query_timeout = query_timeout
@@ -76,6 +77,13 @@ class FedUReIDStrategy(FedAvg):
         """The node a reply is about; for a node that died the SuperLink answers as node 1."""
         sent = {m.message_id: m.dst_node_id for m in self._sent if m.message_id}
         return sent.get(reply.metadata.reply_to_message_id, reply.metadata.src_node_id)
+
+    def _unanswered(self, rnd: int, replies: list[Message], phase: str) -> None:
+        """Name the edges whose reply did not come within the phase's timeout (Flower returns none for them)."""
+        answered = {m.metadata.reply_to_message_id for m in replies}
+        for meta in self._sent:
+            if meta.message_id and meta.message_id not in answered:
+                self.core.reject(rnd, self.client_name(meta.dst_node_id), "no reply within federation.timeout", phase)
 
     def client_name(self, node_id: int) -> str:
         """Stable name of a node, or a placeholder when it never told us."""
@@ -120,7 +128,10 @@ class FedUReIDStrategy(FedAvg):
         return self._per_node(msgs, arrays, config, grid, MessageType.TRAIN)
 
     def configure_evaluate(self, server_round, arrays, config, grid):
-        """Evaluate each client's current (personalised) model on its own query/gallery."""
+        """Evaluate each client's current (personalised) model on its own query/gallery (when due)."""
+        if not self.core.evaluates(self.offset + server_round, int(self.total_rounds or 0)):
+            self._sent = []  # nothing awaited this phase
+            return []
         msgs = super().configure_evaluate(server_round, arrays, config, grid)
         return self._per_node(msgs, arrays, config, grid, MessageType.EVALUATE)
 
@@ -166,6 +177,8 @@ class FedUReIDStrategy(FedAvg):
     def aggregate_train(self, server_round, replies):
         """FedAvg of valid uploads weighted by #images; bad ones are logged and dropped."""
         rnd = self.offset + server_round
+        replies = list(replies)
+        self._unanswered(rnd, replies, "train")
         accepted: dict[str, tuple[dict, dict]] = {}
         for reply in replies:
             name = self._sender(reply)
@@ -186,6 +199,8 @@ class FedUReIDStrategy(FedAvg):
     def aggregate_evaluate(self, server_round, replies):
         """Keep each client's rank-1/5/10 and mAP; checkpoint the finished round."""
         rnd = self.offset + server_round
+        replies = list(replies)
+        self._unanswered(rnd, replies, "evaluate")
         for reply in replies:
             name = self._sender(reply)
             _, metrics, problem = self._unpack(reply, is_train=False)

@@ -58,6 +58,13 @@ def test_the_core_never_imports_flwr_and_the_apps_never_import_each_other():
     assert sorted(m for m, imp in _imports_of("server_app").items() if _uses(imp, "client_app")) == []
 
 
+def test_the_client_app_answers_a_name_query_without_importing_torch():
+    """Every message starts a ClientApp process; the query for a node's name must not pay torch's import."""
+    code = "import sys, client_app.app; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False", out.stderr
+
+
 def test_no_import_cycles_in_the_product():
     graph = {m: {i for i in _imports(p) if i in PRODUCT_MODULES and i != m} for m, p in PRODUCT_MODULES.items()}
     for module in graph:  # a package's __init__ is not an import of its own submodules' edges

@@ -58,6 +58,7 @@ class FederationConfig:
     count_growth: float = 2.0  # screening: an edge weighs at most this x its first accepted count (0: off)
     max_share: float = 1.0     # screening: no edge's share of the weight above this (1: off)
     outlier_k: float = 0.0     # screening: leave out updates changed > k x the round's median norm (0: off)
+    evaluate_every: int = 1    # the edges evaluate after every k-th round (and round 0 and the last)
     screen_models: bool = True  # screening: leave out models no training produces (negative variance, unchanged)
     aggregation: str = "fedavg"  # fedavg | median | trimmed | krum | multikrum | bulyan (fedureid.aggregators)
     num_malicious: int = 1       # krum, multikrum, bulyan: the hostile edges to withstand
@@ -292,6 +293,8 @@ def validate(s: Settings, check_data: bool = True) -> None:
     _require(fed.num_malicious >= 0, "federation.num_malicious", f"must be >= 0, got {fed.num_malicious!r}")
     _require(0 <= fed.trim < 0.5, "federation.trim", f"must be in [0, 0.5), got {fed.trim!r}")
     _require(0 < fed.max_share <= 1, "federation.max_share", f"must be in (0, 1] (1: off), got {fed.max_share!r}")
+    _require(fed.evaluate_every >= 1, "federation.evaluate_every",
+             f"must be an integer >= 1 (evaluate after every k-th round), got {fed.evaluate_every!r}")
     _require(fed.outlier_k == 0 or fed.outlier_k > 1, "federation.outlier_k",
              f"must be 0 (off) or > 1 (times the round's median change), got {fed.outlier_k!r}")
     _require(s.model.arch in ARCHS, "model.arch", f"unknown '{s.model.arch}', choose one of {ARCHS}")

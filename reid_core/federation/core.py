@@ -72,7 +72,8 @@ class FederationCore:
 
     def __init__(self, state: ServerState, mu: float, pu_where: str = "cloud", min_clients: int = 2,
                  checkpoint_dir: str | None = None, say: Say = python_log,
-                 screening: Screening = Screening(), rule: AggregationRule | None = None) -> None:
+                 screening: Screening = Screening(), rule: AggregationRule | None = None,
+                 evaluate_every: int = 1) -> None:
         if pu_where not in PU_PLACES:  # the config refused it already: this guards direct use
             raise ValueError(f"pu_where must be one of {PU_PLACES}, got {pu_where!r}")
         self.state = state
@@ -83,6 +84,11 @@ class FederationCore:
         self.say = say
         self.screening = screening
         self.rule = rule  # None: FedAvg weighted by #images
+        self.evaluate_every = evaluate_every
+
+    def evaluates(self, rnd: int, total_rounds: int) -> bool:
+        """Whether the edges evaluate after round `rnd`: round 0, every `evaluate_every`-th, and the last."""
+        return rnd == 0 or rnd >= total_rounds or rnd % self.evaluate_every == 0
 
     # ---- downlink -------------------------------------------------------------
     def personalized_arrays(self, name: str, global_arrays: Mapping[str, np.ndarray]) -> dict:

@@ -88,7 +88,7 @@ def run_in_process(settings: Settings, deadline_s: float | None = None, engine: 
             accepted[name] = (arrays, metrics)
         new_global, _ = core.aggregate(rnd, accepted)
         glob = new_global if new_global is not None else glob
-        for name in sorted(learners):
+        for name in sorted(learners) if core.evaluates(rnd, settings.rounds) else ():
             try:
                 evaluation = learners[name].evaluate(None, core.start_from(core.downlink(name, glob)))
             except Exception as err:  # noqa: BLE001 (as above)

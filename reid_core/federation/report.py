@@ -47,6 +47,8 @@ def per_round_table(metrics: Mapping[str, Any], key: str = "rank1") -> str:
         lines.append("| 0 (init) | " + " | ".join(f"{metrics['initial'].get(n, {}).get(key, float('nan')):.1f}"
                                                  for n in names) + " |")
     for r in metrics["rounds"]:
+        if not any(key in m for m in r["clients"].values()):  # no evaluation after this round (evaluate_every)
+            continue
         cells = [f"{r['clients'].get(n, {}).get(key, float('nan')):.1f}" for n in names]
         lines.append(f"| {r['round']} | " + " | ".join(cells) + " |")
     return "\n".join(lines)

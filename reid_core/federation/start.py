@@ -74,7 +74,7 @@ def federation_core(settings: Settings, say: Say = python_log, rule: Aggregation
     return FederationCore(initial_state(settings, say), mu=fed.mu, pu_where=fed.pu_where,
                           min_clients=fed.min_clients,
                           checkpoint_dir=checkpoint_dir(settings) if fed.checkpoint else None, say=say,
-                          screening=screening(settings), rule=rule)
+                          screening=screening(settings), rule=rule, evaluate_every=fed.evaluate_every)
 
 
 def screening(settings: Settings) -> Screening:

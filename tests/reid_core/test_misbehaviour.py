@@ -59,3 +59,15 @@ def test_a_scaled_update_is_screened_out(tmp_path):
         assert [r["client"] for r in rnd["rejected"] if r["phase"] == "screening"] == ["edge_b"]
         assert "num_examples" not in rnd["clients"]["edge_b"]  # not aggregated, still evaluated
         assert "rank1" in rnd["clients"]["edge_b"]
+
+
+def test_evaluate_every_skips_the_edges_evaluation_but_never_round_0_or_the_last(tmp_path):
+    from reid_core.federation.core import FederationCore
+    from reid_core.federation.state import ServerState
+
+    core = FederationCore(ServerState(), mu=0.0, evaluate_every=2)
+    assert [r for r in range(6) if core.evaluates(r, total_rounds=5)] == [0, 2, 4, 5]
+    metrics = _run(tmp_path, "rounds=3", "federation.evaluate_every=2")
+    evaluated = [r["round"] for r in metrics["rounds"] if any("rank1" in m for m in r["clients"].values())]
+    assert evaluated == [2, 3] and metrics["initial"] and sorted(metrics["final"]) == ["edge_a", "edge_b", "edge_c"]
+    assert all("num_examples" in m for r in metrics["rounds"] for m in r["clients"].values())  # every round trained

@@ -1,0 +1,29 @@
+"""An edge that takes its messages and never answers: the phase's timeout passes, the edge is named."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from federations import CLIENTS, make_grid, run_config, run_federation
+
+pytestmark = pytest.mark.faults
+
+
+def test_an_edge_silent_in_one_phase_is_named_and_the_round_completes(smoke_root: Path, tmp_path: Path):
+    rc = run_config(tmp_path / "run", CLIENTS, smoke_root, rounds=2)
+    grid = make_grid(smoke_root, tmp_path / "edge_state", rc)
+    edge_b = grid.edge("edge_b")
+
+    def before_send(batch: str, rnd: int) -> None:
+        edge_b.silent = batch == "train" and rnd == 2
+
+    grid.before_send = before_send
+    run = run_federation(grid, rc, tmp_path / "run", smoke_root, tmp_path / "edge_state")
+    assert run.error is None
+    r1, r2 = run.metrics["rounds"]
+    assert r1["rejected"] == []
+    assert r2["rejected"] == [{"client": "edge_b", "reason": "no reply within federation.timeout", "phase": "train"}]
+    assert "num_examples" not in r2["clients"]["edge_b"] and "rank1" in r2["clients"]["edge_b"]
+    assert "rejected update from 'edge_b': no reply within federation.timeout" in run.logs.text(edge_side=False)
