@@ -3,7 +3,8 @@
 Runs the in-process federation (`lab.inprocess`, same core as the Flower run) for every
 (kind, defence) pair, one after another, each in its own folder (a rerun skips what is
 complete), then prints one Markdown table: the last round's mean rank-1 / mAP over the edges
-that could evaluate, the mean round time, and how many edges' evaluations failed. Defences: `none` (FedAvg, screening off),
+that could evaluate, the mean round time and time to aggregate (screening and the rule: what the
+defence itself costs), how many edges' evaluations failed. Defences: `none` (FedAvg, screening off),
 `default` (the product's defaults: count bound, impossible models), `screen` (also outlier_k and max_share),
 and Flower's robust rules (with the default screening before them).
 
@@ -38,14 +39,15 @@ def overrides(kind: str, defence: str, edge: str) -> list[str]:
 
 
 def summary(metrics: dict) -> str:
-    """The last round's mean rank-1 / mAP over the edges that evaluated, the mean round time, failures,
-    and how many updates screening left out over the run."""
+    """The last round's mean rank-1 / mAP over the edges that evaluated, the mean round time and
+    aggregation time (screening + rule), failures, and how many updates screening left out."""
     last = max(metrics["rounds"], key=lambda r: r["round"])
     evaluated = [m for m in last["clients"].values() if "rank1" in m]
     failed = sum(1 for r in last["rejected"] if r["phase"] == "evaluate")
     screened = sum(1 for rnd in metrics["rounds"] for r in rnd["rejected"] if r["phase"] == "screening")
     walls = [r["wall_s"] for r in metrics["rounds"] if "wall_s" in r]
-    wall = f"{sum(walls) / max(len(walls), 1):.0f} s"
+    aggs = [r["aggregate_s"] for r in metrics["rounds"] if "aggregate_s" in r]
+    wall = f"{sum(walls) / max(len(walls), 1):.0f} s" + (f"; {1000 * sum(aggs) / len(aggs):.0f} ms" if aggs else "")
     if not evaluated:
         return f"every edge failed ({wall})"
     r1 = sum(m["rank1"] for m in evaluated) / len(evaluated)

@@ -160,7 +160,7 @@ def soak(args: argparse.Namespace, work: Path) -> int:
             if done > last_round:
                 for name, state in edge_states(work / "state").items():
                     states[name].append(state)
-                rows.append(Row(done, time.time() - last_time, run_dir, process_usage(cluster.link.proc.pid)))
+                rows.append(Row(done, time.time() - last_time, run_dir, process_usage(cluster.link.proc.pid), kills))
                 print(rows[-1].line(), flush=True)
                 last_round, last_time = done, time.time()
             if not link_restarted and done >= args.rounds // 2:

@@ -77,6 +77,7 @@ class Row:
     wall_s: float
     run_dir: Path
     usage: dict[str, tuple] = field(default_factory=dict)
+    kills: int = 0  # SuperNodes killed so far
 
     @property
     def aggregated(self) -> int:
@@ -85,17 +86,18 @@ class Row:
         return sum(1 for m in record["clients"].values() if "num_examples" in m)
 
     def line(self) -> str:
-        cells = [f"round {self.round:2d}", f"{self.wall_s:6.1f} s", f"aggregated {self.aggregated:2d}"]
+        cells = [f"round {self.round:2d}", f"{self.wall_s:6.1f} s", f"aggregated {self.aggregated:2d}",
+                 f"kills {self.kills:3d}"]
         for name, (_, rss, files) in self.usage.items():
             cells.append(f"{name} " + (f"{rss:6.1f} MB {files:3d} files" if rss is not None else "-"))
         return "  ".join(cells)
 
 
 def table(rows: list[Row]) -> str:
-    lines = ["| round | time (s) | aggregated | SuperLink MB | SuperLink files | ServerApp MB | ServerApp files |",
-             "|---|---|---|---|---|---|---|"]
+    lines = ["| round | time (s) | aggregated | kills so far | SuperLink MB | SuperLink files | ServerApp MB | ServerApp files |",
+             "|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        cells = [str(r.round), f"{r.wall_s:.1f}", str(r.aggregated)]
+        cells = [str(r.round), f"{r.wall_s:.1f}", str(r.aggregated), str(r.kills)]
         for name in ("superlink", "serverapp"):
             _, rss, files = r.usage.get(name, (None, None, None))
             cells += [f"{rss:.1f}" if rss is not None else "-", str(files) if files is not None else "-"]

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -136,6 +137,7 @@ class FederationCore:
         updates are averaged all the same (as Flower's FedAvg does), with a warning.
         """
         record = self.state.round_record(rnd)
+        started = time.perf_counter()
         accepted, weight = self._screen(rnd, accepted)
         if len(accepted) < self.min_clients:
             self.say(logging.WARNING, f"round {rnd}: {len(accepted)} usable update(s) < min_clients="
@@ -151,6 +153,7 @@ class FederationCore:
         except ValueError as err:  # e.g. Bulyan with too few edges: nothing half-aggregated
             self.say(logging.WARNING, f"round {rnd}: aggregation failed ({err}); global model kept")
             return None, {}
+        record["aggregate_s"] = round(time.perf_counter() - started, 4)  # screening + the rule: what a defence costs
         for n in names:
             reported = int(accepted[n][1]["num-examples"])
             self.state.client_arrays[n] = local[n]

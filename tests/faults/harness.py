@@ -55,7 +55,7 @@ class Edge:
     context: Context
     online: bool = True
     tamper: Tamper | None = None
-    silent: bool = False  # takes its messages and never answers (the server's phase times out on it)
+    mute: bool = False  # takes its messages and never answers (the server's phase times out on it)
 
 
 @dataclass
@@ -117,8 +117,8 @@ class InProcessGrid(Grid):
         if self.before_send and rnd is not None:
             self.before_send(batch, rnd)
         replies = [self._deliver(msg) for msg in messages]
-        silent = {e.node_id for e in self.edges if e.silent}
-        replies = [r for m, r in zip(messages, replies) if m.metadata.dst_node_id not in silent]
+        mute = {e.node_id for e in self.edges if e.mute}
+        replies = [r for m, r in zip(messages, replies) if m.metadata.dst_node_id not in mute]
         if self.after_replies and rnd is not None:
             self.after_replies(batch, rnd)
         return replies

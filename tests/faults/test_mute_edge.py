@@ -11,13 +11,13 @@ from federations import CLIENTS, make_grid, run_config, run_federation
 pytestmark = pytest.mark.faults
 
 
-def test_an_edge_silent_in_one_phase_is_named_and_the_round_completes(smoke_root: Path, tmp_path: Path):
+def test_an_edge_mute_in_one_phase_is_named_and_the_round_completes(smoke_root: Path, tmp_path: Path):
     rc = run_config(tmp_path / "run", CLIENTS, smoke_root, rounds=2)
     grid = make_grid(smoke_root, tmp_path / "edge_state", rc)
     edge_b = grid.edge("edge_b")
 
     def before_send(batch: str, rnd: int) -> None:
-        edge_b.silent = batch == "train" and rnd == 2
+        edge_b.mute = batch == "train" and rnd == 2
 
     grid.before_send = before_send
     run = run_federation(grid, rc, tmp_path / "run", smoke_root, tmp_path / "edge_state")
