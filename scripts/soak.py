@@ -3,12 +3,13 @@
 
 One SuperLink (`--database`, so it can restart), 16 SuperNodes on tiny synthetic edges (48
 training images each), 10 rounds of `experiment=smoke`. A chaos driver SIGKILLs a random
-SuperNode (with its ClientApp) every few seconds and starts it again with the same node
-config (a new node_id, the same state folder), and once, mid-run, SIGKILLs the SuperLink
-(with the ServerApp it runs) and starts it again on the same port and database. A run the
+SuperNode (with its SuperExec and ClientApp) every 30 s and starts it again with the same node
+config (a new node_id, the same state folder), and once, after half the rounds, SIGKILLs the
+SuperLink (with the ServerApp it runs) and starts it again on the same port and database. A run the
 SuperLink cannot carry across its restart is submitted again: the ServerApp resumes from its
-checkpoint (docs/deployment.md, "Recovery"). One line per completed round: its time, how many
-updates it aggregated, the resident memory (MB) and open files of the SuperLink and ServerApp.
+checkpoint (docs/deployment.md, "Recovery"). The edges share the host's cores through compute
+slots. One line per completed round: its time, how many updates it aggregated, the kills so
+far, the resident memory (MB) and open files of the SuperLink and ServerApp.
 
     .venv/bin/python scripts/soak.py [--edges 16] [--rounds 10] [--kill-every 30] [--budget 1500]
 
