@@ -8,7 +8,7 @@ defence itself costs), how many edges' evaluations failed. Defences: `none` (Fed
 `default` (the product's defaults: count bound, impossible models), `screen` (also outlier_k and max_share),
 and Flower's robust rules (with the default screening before them).
 
-Run: ``python -m lab.hostile_edges --out DIR [--edge mall] [--seed 0] [--kinds ...] [--defences ...] [key=value ...]``
+Run: ``python -m lab.hostile_edges --out DIR [--edge mall] [--seed 0] [key=value ...] [--kinds ...] [--defences ...]``
 (extra key=value are Hydra overrides for every run, e.g. experiment=real_cpu).
 """
 
