@@ -42,6 +42,14 @@ from soak_checks import (Row, check_files, check_growth, check_rounds, descendan
                          process_usage, table, went_backwards)
 
 
+def _sigkill(pids: list[int]) -> None:
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
 class Cluster:
     """The SuperLink and the SuperNodes, each restartable in place."""
 
@@ -73,12 +81,7 @@ class Cluster:
     def kill(proc) -> None:
         """SIGKILL a process and all it started (its SuperExec and apps run in sessions of their
         own): no goodbye, as a power cut would."""
-        tree = descendants(proc.pid)
-        for pid in [proc.pid, *tree]:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        _sigkill([proc.pid, *descendants(proc.pid)])
         proc.wait(timeout=30)
 
     def stop_all(self) -> None:
@@ -93,11 +96,7 @@ class Cluster:
         deadline = time.time() + 10
         while time.time() < deadline and any(p.poll() is None for p in procs):
             time.sleep(0.2)
-        for pid in trees:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        _sigkill(trees)
         for p in procs:
             p.wait(timeout=30)
 

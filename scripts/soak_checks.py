@@ -78,12 +78,12 @@ class Row:
     run_dir: Path
     usage: dict[str, tuple] = field(default_factory=dict)
     kills: int = 0  # SuperNodes killed so far
+    aggregated: int = field(init=False)
 
-    @property
-    def aggregated(self) -> int:
+    def __post_init__(self) -> None:  # read once, when the round's checkpoint is fresh
         meta = json.loads((self.run_dir / "checkpoint" / "meta.json").read_text())
         record = next((r for r in meta["history"] if r["round"] == self.round), {"clients": {}})
-        return sum(1 for m in record["clients"].values() if "num_examples" in m)
+        self.aggregated = sum(1 for m in record["clients"].values() if "num_examples" in m)
 
     def line(self) -> str:
         cells = [f"round {self.round:2d}", f"{self.wall_s:6.1f} s", f"aggregated {self.aggregated:2d}",

@@ -31,6 +31,9 @@ def test_rounds_recorded_once_each_with_min_clients(tmp_path: Path):
 
 
 def test_growth_counts_within_one_process_life_after_its_warm_up(tmp_path: Path):
+    (tmp_path / "checkpoint").mkdir()
+    (tmp_path / "checkpoint" / "meta.json").write_text(json.dumps({"history": []}))
+
     def rows(rss_by_round, pid=7):
         return [Row(r, 1.0, tmp_path, {"superlink": (pid, rss, 50), "serverapp": (None, None, None)})
                 for r, rss in rss_by_round]
