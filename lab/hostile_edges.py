@@ -9,7 +9,8 @@ defence itself costs), how many edges' evaluations failed. Defences: `none` (Fed
 and Flower's robust rules (with the default screening before them).
 
 Run: ``python -m lab.hostile_edges --out DIR [--edge mall] [--seed 0] [key=value ...] [--kinds ...] [--defences ...]``
-(extra key=value are Hydra overrides for every run, e.g. experiment=real_cpu).
+(extra key=value, before ``--kinds``, are Hydra overrides for every run, e.g. experiment=real_cpu).
+The means over seeds: ``python -m lab.hostile_edges --out DIR --table-only --mean-of DIR_S0 DIR_S1 DIR_S2``.
 """
 
 from __future__ import annotations
@@ -38,34 +39,50 @@ def overrides(kind: str, defence: str, edge: str) -> list[str]:
     return [*DEFENCES[defence], *([] if kind == "honest" else [f"+misbehave.{edge}={kind}"])]
 
 
-def summary(metrics: dict) -> str:
-    """The last round's mean rank-1 / mAP over the edges that evaluated, the mean round time and
-    aggregation time (screening + rule), failures, and how many updates screening left out."""
+def values(metrics: dict) -> dict:
+    """The last round's mean rank-1 / mAP over the edges that evaluated (None when none could), the
+    mean round time and aggregation time (screening + rule), failures, updates screening left out."""
     last = max(metrics["rounds"], key=lambda r: r["round"])
     evaluated = [m for m in last["clients"].values() if "rank1" in m]
-    failed = sum(1 for r in last["rejected"] if r["phase"] == "evaluate")
-    screened = sum(1 for rnd in metrics["rounds"] for r in rnd["rejected"] if r["phase"] == "screening")
     walls = [r["wall_s"] for r in metrics["rounds"] if "wall_s" in r]
     aggs = [r["aggregate_s"] for r in metrics["rounds"] if "aggregate_s" in r]
-    wall = f"{sum(walls) / max(len(walls), 1):.0f} s" + (f"; {1000 * sum(aggs) / len(aggs):.0f} ms" if aggs else "")
-    if not evaluated:
-        return f"every edge failed ({wall})"
-    r1 = sum(m["rank1"] for m in evaluated) / len(evaluated)
-    m_ap = sum(m["mAP"] for m in evaluated) / len(evaluated)
-    return (f"{r1:.1f} / {m_ap:.1f} ({wall})" + (f", {failed} failed" if failed else "")
-            + (f", {screened} screened" if screened else ""))
+    return {"rank1": sum(m["rank1"] for m in evaluated) / len(evaluated) if evaluated else None,
+            "mAP": sum(m["mAP"] for m in evaluated) / len(evaluated) if evaluated else None,
+            "wall": sum(walls) / len(walls) if walls else None,
+            "agg": sum(aggs) / len(aggs) if aggs else None,
+            "failed": sum(1 for r in last["rejected"] if r["phase"] == "evaluate"),
+            "screened": sum(1 for rnd in metrics["rounds"] for r in rnd["rejected"] if r["phase"] == "screening")}
 
 
-def table(out: Path) -> str:
+def _mean(xs: list) -> float | None:
+    xs = [x for x in xs if x is not None]
+    return sum(xs) / len(xs) if xs else None
+
+
+def summary(runs: list[dict]) -> str:
+    """One cell: the means over seeds of `values`; a seed where every edge failed is named, not averaged."""
+    wall, agg = _mean([v["wall"] for v in runs]), _mean([v["agg"] for v in runs])
+    cost = (f"{wall:.0f} s" if wall is not None else "-") + (f"; {1000 * agg:.0f} ms" if agg is not None else "")
+    ok = [v for v in runs if v["rank1"] is not None]
+    seeds = f" of {len(runs)} seeds" if len(runs) > 1 else ""
+    if not ok:
+        return f"every edge failed ({cost})" + (f", {len(runs)}{seeds}" if seeds else "")
+    head = f"{_mean([v['rank1'] for v in ok]):.1f} / {_mean([v['mAP'] for v in ok]):.1f} ({cost})"
+    failed, screened = sum(v["failed"] for v in runs), sum(v["screened"] for v in runs)
+    return (head + (f", every edge failed in {len(runs) - len(ok)}{seeds}" if len(ok) < len(runs) else "")
+            + (f", {failed} failed" if failed else "") + (f", {screened} screened" if screened else ""))
+
+
+def table(outs: Path | list[Path]) -> str:
+    """The Markdown table of one folder, or of the means over several (one per seed)."""
+    outs = [outs] if isinstance(outs, Path) else outs
     lines = ["| edge sends | " + " | ".join(DEFENCES) + " |", "|---" * (len(DEFENCES) + 1) + "|"]
     for kind in KINDS:
         cells = []
         for defence in DEFENCES:
-            path = run_dir(out, kind, defence) / "metrics.json"
-            if path.exists():
-                cells.append(summary(json.loads(path.read_text())))
-            else:
-                cells.append("-")
+            paths = [run_dir(out, kind, defence) / "metrics.json" for out in outs]
+            runs = [values(json.loads(p.read_text())) for p in paths if p.exists()]
+            cells.append(summary(runs) if len(runs) == len(outs) else "-")
         lines.append(f"| {kind} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -76,6 +93,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--edge", default="mall", help="the client that misbehaves")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--table-only", action="store_true", help="print the table of what is done")
+    parser.add_argument("--mean-of", nargs="+", type=Path, default=None,
+                        help="with --table-only: the means over these folders (one per seed) instead of --out")
     parser.add_argument("--kinds", nargs="+", choices=KINDS, default=list(KINDS), help="rows to run")
     parser.add_argument("--defences", nargs="+", choices=list(DEFENCES), default=list(DEFENCES), help="columns to run")
     parser.add_argument("overrides", nargs="*", help="Hydra overrides for every run (default experiment=demo)")
@@ -91,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
                    *overrides(kind, defence, args.edge)]
             with open(f"{target}.log", "w") as log:
                 subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, check=False)
-    print(table(args.out))
+    print(table(args.mean_of if args.table_only and args.mean_of else args.out))
     return 0
 
 

@@ -9,7 +9,8 @@ SuperLink (with the ServerApp it runs) and starts it again on the same port and 
 SuperLink cannot carry across its restart is submitted again: the ServerApp resumes from its
 checkpoint (docs/deployment.md, "Recovery"). The edges share the host's cores through compute
 slots. One line per completed round: its time, how many updates it aggregated, the kills so
-far, the resident memory (MB) and open files of the SuperLink and ServerApp.
+far, the least resident memory (MB) and open files of the SuperLink and ServerApp while it ran
+(sampled each second: see soak_checks.py).
 
     .venv/bin/python scripts/soak.py [--edges 16] [--rounds 10] [--kill-every 30] [--budget 1500]
 
@@ -38,7 +39,7 @@ sys.path.insert(0, str(REPO / "scripts"))
 from fedureid.launcher import (SuperLink, list_supernodes, run_status, start_run,  # noqa: E402
                                superlink_command, supernode_command, write_connection, write_run_config)
 from fedureid.processes import flower_env, free_port, spawn, wait_for_port  # noqa: E402
-from soak_checks import (Row, check_files, check_growth, check_rounds, descendants, edge_states,  # noqa: E402
+from soak_checks import (Row, check_files, check_growth, check_rounds, descendants, edge_states, floor,  # noqa: E402
                          process_usage, table, went_backwards)
 
 
@@ -151,19 +152,21 @@ def soak(args: argparse.Namespace, work: Path) -> int:
         print(f"soak: {len(names)} edges online in {time.time() - t0:.0f} s; run {run_ids[0]} submitted", flush=True)
         last_round, last_time, next_kill, kills = 0, time.time(), time.time() + args.kill_every, 0
         link_restarted = awaiting_resubmit = False
+        samples: list[dict[str, tuple]] = []
         last_status = 0.0
         while True:
             if time.time() - t0 > args.budget:
                 print(f"soak: over its budget of {args.budget} s at round {last_round}; stopping", flush=True)
                 return 2
+            samples.append(process_usage(cluster.link.proc.pid))  # each second: the round's floor
             done = checkpoint_round(run_dir)
             if done > last_round:
                 for name, state in edge_states(work / "state").items():
                     states[name].append(state)
-                rows.append(Row(done, time.time() - last_time, run_dir, process_usage(cluster.link.proc.pid), kills))
+                rows.append(Row(done, time.time() - last_time, run_dir, floor(samples), kills))
                 print(rows[-1].line(), flush=True)
-                last_round, last_time = done, time.time()
-            if not link_restarted and done >= args.rounds // 2:
+                last_round, last_time, samples = done, time.time(), []
+            if not link_restarted and args.restart_link_after and done >= args.restart_link_after:
                 cluster.kill(cluster.link.proc)
                 cluster.start_link()
                 link_restarted = True
@@ -222,12 +225,16 @@ def main(argv: list[str] | None = None) -> int:
                         "waits; short ones leave ClientApps working past it, slowing the next phase")
     parser.add_argument("--evaluate-every", type=int, default=10, help="federation.evaluate_every of the run")
     parser.add_argument("--max-kills", type=int, default=200)
+    parser.add_argument("--restart-link-after", type=int, default=None, help="round after which the SuperLink "
+                        "is restarted (default: half the rounds; 0: never)")
     parser.add_argument("--budget", type=float, default=1500.0, help="seconds; the soak stops itself past it")
     parser.add_argument("--resubmit", action="store_true", help="submit again right after the SuperLink restart, "
                         "not waiting for the old run to read as failed")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--work", type=Path, default=None, help="keep everything here (default: a temporary folder)")
     args = parser.parse_args(argv)
+    if args.restart_link_after is None:
+        args.restart_link_after = args.rounds // 2
     os.environ.setdefault("FLWR_TELEMETRY_ENABLED", "0")
     # SIGTERM (a timeout, `kill`) unwinds like Ctrl-C: the finally blocks stop every process started
     signal.signal(signal.SIGTERM, _unwind)

@@ -1,8 +1,12 @@
 """What `scripts/soak.py` measures each round and checks at the end (pure reads of /proc and files).
 
-Growth: within one process's life (the SuperLink and the ServerApp restart once), resident
-memory may rise while caches warm up; from the third round it observed on, a process may not
-gain more than GROWTH_MB of resident memory nor GROWTH_FILES open files.
+Growth: a round's figure for a process is its floor, the least resident memory and open files
+sampled (each second) while the round ran: between messages, what the process still holds. A
+sample at one instant also holds whatever message is in flight (a model is 1.7 MB, 16 arrive at
+once) and moves by 10-20 MB from round to round with nothing growing; a leak raises the floor.
+Within one process's life (the SuperLink and the ServerApp restart once), the floor may rise
+while caches warm up; from the third round it observed on, it may not gain more than GROWTH_MB
+of resident memory nor GROWTH_FILES open files.
 """
 
 from __future__ import annotations
@@ -67,6 +71,17 @@ def serverapp_pid(link_pid: int) -> int | None:
 
 def process_usage(link_pid: int) -> dict[str, tuple]:
     return {"superlink": _usage(link_pid), "serverapp": _usage(serverapp_pid(link_pid))}
+
+
+def floor(samples: list[dict[str, tuple]]) -> dict[str, tuple]:
+    """Per process, the least resident MB and open files over one round's samples of `process_usage`,
+    from its latest life (a process restarted mid-round starts afresh); Nones when never seen."""
+    out: dict[str, tuple] = {}
+    for name in ("superlink", "serverapp"):
+        seen = [s[name] for s in samples if s.get(name, (None,))[0] is not None]
+        life = [u for u in seen if u[0] == seen[-1][0]] if seen else []
+        out[name] = (life[0][0], min(u[1] for u in life), min(u[2] for u in life)) if life else (None, None, None)
+    return out
 
 
 @dataclass

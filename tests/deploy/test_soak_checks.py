@@ -8,7 +8,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
 
-from soak_checks import GROWTH_MB, Row, check_growth, check_rounds, went_backwards  # noqa: E402
+from soak_checks import GROWTH_MB, Row, check_growth, check_rounds, floor, went_backwards  # noqa: E402
 
 
 def test_an_edge_may_redo_one_round_after_a_resume_but_never_fall_further_or_gain_clusters():
@@ -44,3 +44,14 @@ def test_growth_counts_within_one_process_life_after_its_warm_up(tmp_path: Path)
     assert "superlink (pid 7) grew" in check_growth(leaking)[0]
     restarted = rows([(1, 100.0), (2, 110.0), (3, 120.0)]) + rows([(4, 300.0), (5, 310.0), (6, 320.0)], pid=8)
     assert check_growth(restarted) == []  # a new process is a new life
+
+
+def test_a_rounds_figure_is_its_floor_within_the_latest_life():
+    none = (None, None, None)
+    samples = [{"superlink": (7, 230.0, 66), "serverapp": (9, 880.0, 6)},
+               {"superlink": (7, 212.0, 68), "serverapp": none},  # between ServerApp samples: not seen
+               {"superlink": (7, 221.0, 65), "serverapp": (9, 875.0, 5)}]
+    assert floor(samples) == {"superlink": (7, 212.0, 65), "serverapp": (9, 875.0, 5)}
+    restarted = samples + [{"superlink": (8, 240.0, 70), "serverapp": none}]
+    assert floor(restarted)["superlink"] == (8, 240.0, 70)  # the old life's floor is not the new one's
+    assert floor([{"superlink": none, "serverapp": none}]) == {"superlink": none, "serverapp": none}

@@ -28,3 +28,24 @@ def test_table_reads_final_means_and_round_time(tmp_path):
     out = table(tmp_path)
     assert "| scale | - | - | - | 20.0 / 30.0 (5 s; 8 ms), 1 failed, 1 screened | - | - | - |" in out
     assert "| flip | every edge failed (3 s) |" in out
+
+
+def _write(folder, r1_a, wall, screened=0):
+    folder.mkdir(parents=True)
+    rejected = [{"client": "mall", "phase": "screening"}] * screened
+    clients = {} if r1_a is None else {"a": {"rank1": r1_a, "mAP": r1_a + 10}, "b": {"rank1": r1_a + 2, "mAP": r1_a + 12}}
+    (folder / "metrics.json").write_text(json.dumps(
+        {"rounds": [{"round": 1, "wall_s": wall, "aggregate_s": 0.01, "clients": clients, "rejected": rejected}]}))
+
+
+def test_table_of_means_over_seeds(tmp_path):
+    seeds = [tmp_path / f"s{i}" for i in range(3)]
+    for seed, r1 in zip(seeds, (10.0, 20.0, 30.0)):
+        _write(seed / "honest_none", r1, wall=6.0)
+    for seed, r1 in zip(seeds, (10.0, None, 40.0)):  # one seed where every edge failed
+        _write(seed / "flip_default", r1, wall=3.0, screened=2)
+    _write(seeds[0] / "scale_none", 5.0, wall=3.0)  # the other seeds not run yet
+    out = table(seeds)
+    assert "| honest | 21.0 / 31.0 (6 s; 10 ms) |" in out
+    assert "| flip | - | 26.0 / 36.0 (3 s; 10 ms), every edge failed in 1 of 3 seeds, 6 screened |" in out
+    assert "| scale | - |" in out  # a cell is shown only when every seed has it
