@@ -14,6 +14,7 @@ from flwr.app import Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 from flwr.common.logger import log
 
+from client_app.secure import secure_train_mod
 from fedureid import records as rec
 from reid_core.config.settings import Settings, load_settings, parse_overrides
 from reid_core.federation.aggregation import edge_model
@@ -94,7 +95,7 @@ def _slot(context: Context):
     return compute_slot(str(nc.get("compute-slots-dir") or ""), int(nc.get("compute-slots", 1)))
 
 
-@app.train()
+@app.train(mods=[secure_train_mod])  # SecAgg+ when the cloud runs it (client_app/secure.py)
 def train(msg: Message, context: Context) -> Message:
     """One local round of the edge's learner on its unlabeled images."""
     with _slot(context):

@@ -20,9 +20,13 @@ TOTAL_ROUNDS = "total-rounds"  # the run's rounds (0: the edge's config decides)
 MU = "mu"                      # Personalized Update's mu
 PU_WHERE = "pu-where"          # cloud | edge: where the personalised model is mixed
 QUERY = "query"                # a QUERY message asks for this key's value
+ARRAY_NAMES = "array-names"    # secure aggregation: the model's array names (Flower's fit layout has none)
+NAME_SEPARATOR = "\n"          # between ARRAY_NAMES' names
+CLIP_NORM = "clip-norm"        # secure aggregation: the edge clips its change to this L2 norm (0: off)
 # MetricRecord / ConfigRecord keys, edge -> cloud
 NUM_EXAMPLES = "num-examples"  # training images (train) or queries (evaluate): FedAvg's weight
 CLIENT_NAME = "client-name"    # the edge's stable name (Flower's node_id changes on restart)
+CHANGE_NORM = "change-norm"    # secure aggregation: the L2 norm of the edge's change before clipping
 
 
 def to_record(arrays: Mapping[str, np.ndarray]) -> ArrayRecord:

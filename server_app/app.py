@@ -14,6 +14,7 @@ from fedureid.records import to_record
 from reid_core.config.settings import Settings, load_settings, parse_overrides
 from reid_core.federation.report import markdown_table, write_run_outputs
 from reid_core.federation.start import checkpoint_dir, ensure_synthetic_data, initial_state, run_meta, screening
+from server_app.secure import secure_rounds
 from server_app.strategy import FedUReIDStrategy
 
 app = ServerApp()
@@ -45,7 +46,11 @@ def main(grid: Grid, context: Context) -> None:
                                 evaluate_every=fed.evaluate_every, query_timeout=fed.timeout)
     if remaining > 0 and state.round == 0 and not state.history:
         strategy.evaluate_initial(grid, to_record(state.global_arrays), fed.timeout)
-    if remaining > 0:
+    if remaining > 0 and fed.secure_aggregation:
+        log(INFO, "secure aggregation (SecAgg+): the cloud sees only the edges' weighted mean change; "
+                  "screening of single updates does not apply")
+        secure_rounds(strategy, grid, context, fed, remaining, fed.timeout)
+    elif remaining > 0:
         strategy.start(grid=grid, initial_arrays=to_record(state.global_arrays), num_rounds=remaining,
                        timeout=fed.timeout, train_config=ConfigRecord(), evaluate_config=ConfigRecord())
     metrics = write_run_outputs(settings.run_dir, state.history, run_meta(settings, t0, engine="flower"))

@@ -63,6 +63,14 @@ class FederationConfig:
     aggregation: str = "fedavg"  # fedavg | median | trimmed | krum | multikrum | bulyan (fedureid.aggregators)
     num_malicious: int = 1       # krum, multikrum, bulyan: the hostile edges to withstand
     trim: float = 0.2            # trimmed: share of the updates cut at each end
+    secure_aggregation: bool = False  # Flower's SecAgg+: the cloud sees only the weighted mean change
+    secagg_num_shares: float = 1.0
+    secagg_reconstruction_threshold: float = 0.67
+    secagg_max_weight: float = 10000.0
+    secagg_clipping_range: float = 8.0
+    secagg_quantization_range: int = 4194304
+    secagg_modulus_range: int = 4294967296
+    secagg_clip_norm: float = 0.0  # an edge's change is scaled to at most this L2 norm before masking (0: off)
 
 
 @dataclass(frozen=True)
@@ -271,6 +279,29 @@ def _require(ok: bool, key: str, message: str) -> None:
         raise ConfigError(f"{key}: {message}")
 
 
+def _check_secure(fed: FederationConfig) -> None:
+    """Secure aggregation's needs; SecAggPlusWorkflow checks its own arguments again when it starts."""
+    if not fed.secure_aggregation:
+        return
+    _require(fed.pu_where == "edge", "federation.secure_aggregation",
+             "needs pu.where=edge: Personalized Update at the cloud mixes each edge's last model, which secure "
+             "aggregation keeps from the cloud; pu.where=edge gives the same personalised model, mixed at the edge")
+    _require(fed.aggregation == "fedavg", "federation.secure_aggregation",
+             f"sums the updates, so only aggregation=fedavg applies, got aggregation={fed.aggregation}")
+    _require(fed.secagg_num_shares > 2 if fed.secagg_num_shares > 1 else fed.secagg_num_shares > 0,
+             "federation.secagg_num_shares", f"must be a fraction in (0, 1] or a count > 2, got {fed.secagg_num_shares!r}")
+    _require(0 < fed.secagg_reconstruction_threshold, "federation.secagg_reconstruction_threshold",
+             f"must be a fraction in (0, 1] or a count >= 2, got {fed.secagg_reconstruction_threshold!r}")
+    _require(fed.secagg_max_weight > 0, "federation.secagg_max_weight", f"must be > 0, got {fed.secagg_max_weight!r}")
+    _require(fed.secagg_clipping_range > 0, "federation.secagg_clipping_range",
+             f"must be > 0, got {fed.secagg_clipping_range!r}")
+    _require(0 < fed.secagg_quantization_range < fed.secagg_modulus_range, "federation.secagg_quantization_range",
+             "must be > 0 and below federation.secagg_modulus_range")
+    _require(fed.secagg_modulus_range & (fed.secagg_modulus_range - 1) == 0, "federation.secagg_modulus_range",
+             f"must be a power of 2, got {fed.secagg_modulus_range!r}")
+    _require(fed.secagg_clip_norm >= 0, "federation.secagg_clip_norm", f"must be >= 0 (0: off), got {fed.secagg_clip_norm!r}")
+
+
 def validate(s: Settings, check_data: bool = True) -> None:
     """Refuse out-of-range or unknown values before any training, naming the key."""
     _require(isinstance(s.rounds, int) and not isinstance(s.rounds, bool) and s.rounds >= 1, "rounds",
@@ -297,6 +328,7 @@ def validate(s: Settings, check_data: bool = True) -> None:
              f"must be an integer >= 1 (evaluate after every k-th round), got {fed.evaluate_every!r}")
     _require(fed.outlier_k == 0 or fed.outlier_k > 1, "federation.outlier_k",
              f"must be 0 (off) or > 1 (times the round's median change), got {fed.outlier_k!r}")
+    _check_secure(fed)
     _require(s.model.arch in ARCHS, "model.arch", f"unknown '{s.model.arch}', choose one of {ARCHS}")
     _require(s.model.embed_dim >= 0, "model.embed_dim", "must be >= 0")
     _require(0.0 <= s.model.dropout < 1.0, "model.dropout", "must be in [0, 1)")

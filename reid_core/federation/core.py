@@ -26,6 +26,7 @@ import numpy as np
 from reid_core.federation.aggregation import check_update, edge_model, interpolate, weighted_average
 from reid_core.federation.screening import (Screening, bounded_count, capped_shares, change_norms, impossible_model,
                                             norm_outliers)
+from reid_core.federation.secure_sum import apply_change
 from reid_core.federation.state import ServerState
 
 log = logging.getLogger(__name__)
@@ -54,6 +55,13 @@ def scalar_metrics(values: Mapping[str, Any]) -> dict[str, float | int]:
             value = -1.0
         out[key] = value
     return out
+
+
+def _summary(metrics: Mapping[str, Mapping[str, Any]], weights: list[float]) -> dict[str, float]:
+    """The round's weighted mean of `TRAIN_SUMMARY_KEYS` over the aggregated edges (in `metrics`' order)."""
+    total = float(sum(weights))
+    return {k: sum(m[k] * w for m, w in zip(metrics.values(), weights)) / total for k in TRAIN_SUMMARY_KEYS
+            if all(isinstance(m.get(k), (int, float)) for m in metrics.values())}
 
 
 def round_line(rnd: int, name: str, m: Mapping[str, Any]) -> str:
@@ -162,11 +170,32 @@ class FederationCore:
             # metrics.json spells it num_examples; the edges' reply key is num-examples
             record["clients"].setdefault(n, {}).update({**accepted[n][1], "num_examples": reported,
                                                          "weight": round(weight[n], 3)})
-        total = float(sum(weights))
-        summary = {k: sum(accepted[n][1][k] * w for n, w in zip(names, weights)) / total
-                   for k in TRAIN_SUMMARY_KEYS
-                   if all(isinstance(accepted[n][1].get(k), (int, float)) for n in names)}
-        return self.state.global_arrays, summary
+        return self.state.global_arrays, _summary({n: accepted[n][1] for n in names}, weights)
+
+    def aggregate_sum(self, rnd: int, mean_change: list[np.ndarray], reports: Mapping[str, Mapping[str, Any]]
+                      ) -> tuple[dict[str, np.ndarray] | None, dict[str, float]]:
+        """Secure aggregation: the global model moves by the edges' weighted mean change (all the cloud
+        learns of their models); `reports` holds each summed edge's metrics. Nothing here sees one edge's
+        update, so nothing is screened (the edges clip their own). (None, {}) when the sum is unusable."""
+        record = self.state.round_record(rnd)
+        record["secure"] = True
+        if len(reports) < self.min_clients:
+            self.say(logging.WARNING, f"round {rnd}: {len(reports)} update(s) in the sum < min_clients="
+                                      f"{self.min_clients}; applying it")
+        try:
+            new_global = apply_change(self.state.global_arrays, mean_change)
+        except ValueError as err:
+            self.say(logging.WARNING, f"round {rnd}: the secure sum is unusable ({err}); global model kept")
+            return None, {}
+        self.say(logging.INFO, f"round {rnd}: applying the secure sum of {len(reports)} update(s) {sorted(reports)}")
+        self.state.global_arrays = new_global
+        names = sorted(reports)
+        for n in names:
+            reported = int(reports[n]["num-examples"])
+            self.state.client_examples[n] = reported
+            self.state.client_first_examples.setdefault(n, reported)
+            record["clients"].setdefault(n, {}).update({**reports[n], "num_examples": reported, "weight": reported})
+        return new_global, _summary({n: reports[n] for n in names}, [float(reports[n]["num-examples"]) for n in names])
 
     def _combine(self, models: list[dict[str, np.ndarray]], weights: list[float]) -> dict[str, np.ndarray]:
         """FedAvg, or the robust rule on the float arrays (integer buffers: their maximum, as in FedAvg)."""
