@@ -133,3 +133,29 @@ def test_an_edge_that_demands_secure_aggregation_refuses_a_plain_round(smoke_roo
     train = [x for x in run.grid.exchanges if x.edge == "edge_a" and x.message_type == "train"]
     assert train and all(x.reply.has_error() and "secure-aggregation" in x.reply.error.reason for x in train)
     assert "num_examples" not in run.metrics["rounds"][0]["clients"].get("edge_a", {})
+
+
+# What a train reply may carry in secure mode: Flower's fit layout with its arrays emptied, the masked
+# vector, keys and shares of the protocol, and (as in the plain mode) scalar metrics and the edge's name.
+SECURE_ALLOWED = {"fitres.parameters": "ArrayRecord", "fitres.num_examples": "MetricRecord",
+                  "fitres.metrics": "ConfigRecord", "fitres.status": "ConfigRecord", "metrics": "MetricRecord",
+                  "info": "ConfigRecord", "secaggplus_configs": "ConfigRecord"}
+
+
+def test_on_the_wire_a_secure_edge_sends_no_model_array_and_no_private_string(smoke_root, tmp_path, true_changes):
+    from federations import private_strings
+
+    run = secure_run(smoke_root, tmp_path)
+    secrets = private_strings(smoke_root, tmp_path / "edge_state")
+    train = [x for x in run.grid.exchanges if x.message_type == "train"]
+    assert len(train) == 2 * 4 * len(CLIENTS)  # 2 rounds x the protocol's 4 stages x 3 edges
+    for x in train:
+        content = x.reply.content
+        kinds = {name: type(record).__name__ for name, record in content.items()}
+        assert set(kinds) <= set(SECURE_ALLOWED) and all(SECURE_ALLOWED[k] == v for k, v in kinds.items()), kinds
+        assert all(len(r) == 0 for r in content.array_records.values()), x.edge
+        for name, record in content.config_records.items():
+            for key, value in record.items():
+                for v in value if isinstance(value, list) else [value]:
+                    text = v.decode("latin-1") if isinstance(v, bytes) else str(v)
+                    assert not [s for s in secrets if s in text], (x.edge, name, key)
