@@ -28,9 +28,9 @@ def smoke_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def dev_certs(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """CA, loopback server certificate, and node keys for the two edges and an intruder."""
+    """CA, loopback server certificate, and node keys for three edges and an intruder."""
     out = tmp_path_factory.mktemp("certs")
-    args = ["bash", str(REPO / "scripts" / "make_dev_certs.sh"), "-n", "edge-a", "-n", "edge-b", "-n", "rogue",
+    args = ["bash", str(REPO / "scripts" / "make_dev_certs.sh"), "-n", "edge-a", "-n", "edge-b", "-n", "edge-c", "-n", "rogue",
             str(out)]
     subprocess.run(args, check=True, capture_output=True, text=True, timeout=120)
     return out
