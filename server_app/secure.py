@@ -138,11 +138,21 @@ def secure_rounds(strategy: FedUReIDStrategy, grid: Grid, context: Context, fed:
         strategy.aggregate_evaluate(server_round, grid.send_and_receive(evaluate, timeout=timeout) if evaluate else [])
 
 
+STAGES = ("setup", "share keys", "train and mask", "unmask")  # SecAggPlusWorkflow's exchanges, in order
+
+
 def _halted(strategy: FedUReIDStrategy, rnd: int, watched: _WatchedGrid) -> None:
-    """The protocol stopped short: name the edges that did not answer; the global model is kept."""
-    missing = sorted({strategy.client_name(n) for asked, answered in watched.exchanges for n in asked - answered})
-    log(WARNING, "round %d: %s (missing: %s); global model kept", rnd, HALTED, ", ".join(missing) or "none")
+    """The protocol stopped short: name the edges first missing (later stages fail because of them), and the
+    stage; the global model is kept. Flower's SecAgg+ recovers an edge lost in the train stage, not before it."""
+    first = next(((i, asked - answered) for i, (asked, answered) in enumerate(watched.exchanges)
+                  if asked - answered), None)
+    if first is None:
+        missing, where = [], "too few edges to start"
+    else:
+        missing, where = sorted({strategy.client_name(n) for n in first[1]}), f"stage '{STAGES[min(first[0], 3)]}'"
+    log(WARNING, "round %d: %s (missing at %s: %s); global model kept", rnd, HALTED, where, ", ".join(missing) or "none")
     for name in missing:
-        strategy.core.reject(rnd, name, f"no answer in the secure aggregation protocol; {HALTED}", "train")
+        strategy.core.reject(rnd, name, f"no answer at {where}; {HALTED}", "train")
     if not missing:
-        strategy.state.round_record(rnd)["rejected"].append({"client": "-", "reason": HALTED, "phase": "train"})
+        strategy.state.round_record(rnd)["rejected"].append({"client": "-", "reason": f"{HALTED} ({where})",
+                                                              "phase": "train"})

@@ -42,8 +42,10 @@ def true_changes(monkeypatch):
     return seen
 
 
-def secure_run(smoke_root: Path, tmp_path: Path, *extra: str, drop: dict[str, int] | None = None):
-    """Two secure rounds; `drop` {edge: round}: that edge trains, then its masked vector is lost."""
+def secure_run(smoke_root: Path, tmp_path: Path, *extra: str, drop: dict[str, int] | None = None,
+               drop_keys: str | None = None):
+    """Two secure rounds; `drop` {edge: round}: that edge trains, then its masked vector is lost;
+    `drop_keys`: that edge's reply in round 2's share-keys stage is lost."""
     rc = run_config(tmp_path / "run", CLIENTS, smoke_root, *SECURE, *extra, rounds=2)
     grid = make_grid(smoke_root, tmp_path / "edge_state", rc)
     for name, rnd in (drop or {}).items():
@@ -53,6 +55,17 @@ def secure_run(smoke_root: Path, tmp_path: Path, *extra: str, drop: dict[str, in
                 return Message(Error(code=0, reason="the edge died"), reply_to=delivered)
             return reply
         grid.edge(name).tamper = lost
+    if drop_keys:
+        shared = []
+
+        def lost_keys(delivered, reply):
+            configs = reply.content.config_records.get("secaggplus_configs") if reply.has_content() else None
+            if configs is not None and "dsts" in configs:  # a share-keys reply
+                shared.append(1)
+                if len(shared) == 2:
+                    return Message(Error(code=0, reason="the edge died"), reply_to=delivered)
+            return reply
+        grid.edge(drop_keys).tamper = lost_keys
     return run_federation(grid, rc, tmp_path / "run", smoke_root, tmp_path / "edge_state")
 
 
@@ -121,8 +134,19 @@ def test_below_the_threshold_the_round_ends_naming_the_missing_and_keeps_the_mod
     assert all(np.array_equal(a, s) for a, s in zip(after.values(), sent))  # nothing half-aggregated
     rejected = run.metrics["rounds"][1]["rejected"]
     assert sorted(r["client"] for r in rejected) == ["edge_b", "edge_c"]
-    assert all("secure aggregation halted" in r["reason"] for r in rejected)
+    assert all("secure aggregation halted" in r["reason"] and "'train and mask'" in r["reason"] for r in rejected)
     assert "secure aggregation halted" in run.logs.text(edge_side=False)
+
+
+def test_an_edge_lost_before_training_halts_the_round_naming_it(smoke_root, tmp_path, true_changes):
+    """Flower's SecAgg+ cannot recover an edge lost while keys are shared: the round ends, the model is kept."""
+    run = secure_run(smoke_root, tmp_path, drop_keys="edge_c")
+    assert run.error is None
+    sent, after, _ = rounds_of(run)[1]
+    assert all(np.array_equal(a, s) for a, s in zip(after.values(), sent))
+    rejected = run.metrics["rounds"][1]["rejected"]
+    assert [(r["client"], "'share keys'" in r["reason"]) for r in rejected] == [("edge_c", True)]
+    assert "num_examples" not in run.metrics["rounds"][1]["clients"]["edge_a"]
 
 
 def test_an_edge_that_demands_secure_aggregation_refuses_a_plain_round(smoke_root, tmp_path):
