@@ -19,6 +19,7 @@ from fedureid import records as rec
 from reid_core.config.settings import Settings, load_settings, parse_overrides
 from reid_core.federation.aggregation import edge_model
 from reid_core.federation.misbehaviour import misbehave
+from reid_core.federation.privacy import clip_model
 from reid_core.runtime.slots import compute_slot
 
 if TYPE_CHECKING:  # the learners import torch (seconds): a query for the client name does without them
@@ -109,6 +110,9 @@ def _train(msg: Message, context: Context) -> Message:
     server_round = int(config[rec.SERVER_ROUND])
     trained, metrics = learner.train_round(None, server_round, int(config.get(rec.TOTAL_ROUNDS) or 0) or None,
                                            start_from)
+    clip = float(config.get(rec.CLIP_NORM, 0.0))
+    if clip > 0:  # differential privacy: the change leaves bounded (the cloud's noise is scaled to it)
+        trained, metrics[rec.CHANGE_NORM] = clip_model(trained, arrays, clip)
     kind = _misbehaviour(context, settings, learner.name)
     if kind:  # on purpose, for tests of the defences: never on by default
         log(WARNING, "%s misbehaves on purpose: %s", learner.name, kind)

@@ -13,7 +13,9 @@ from fedureid.aggregators import aggregation_rule
 from fedureid.records import to_record
 from reid_core.config.settings import Settings, load_settings, parse_overrides
 from reid_core.federation.report import markdown_table, write_run_outputs
-from reid_core.federation.start import checkpoint_dir, ensure_synthetic_data, initial_state, run_meta, screening
+from reid_core.federation.start import (checkpoint_dir, ensure_synthetic_data, initial_state, privacy, run_meta,
+                                        screening)
+from server_app.accounting import Accountant
 from server_app.secure import secure_rounds
 from server_app.strategy import FedUReIDStrategy
 
@@ -43,7 +45,10 @@ def main(grid: Grid, context: Context) -> None:
                                 checkpoint_dir=checkpoint_dir(settings) if fed.checkpoint else None,
                                 total_rounds=settings.rounds, screening=screening(settings),
                                 rule=aggregation_rule(fed.aggregation, fed.num_malicious, fed.trim),
-                                evaluate_every=fed.evaluate_every, query_timeout=fed.timeout)
+                                evaluate_every=fed.evaluate_every, query_timeout=fed.timeout,
+                                privacy=privacy(settings),
+                                account=Accountant(fed.dp_delta, len(settings.clients), state.history)
+                                if fed.dp_noise_multiplier > 0 else None)
     if remaining > 0 and state.round == 0 and not state.history:
         strategy.evaluate_initial(grid, to_record(state.global_arrays), fed.timeout)
     if remaining > 0 and fed.secure_aggregation:

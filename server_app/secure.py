@@ -83,8 +83,8 @@ class _Bridge(Strategy):
         out = []
         for m in msgs:
             arrays = rec.from_record(m.content[rec.ARRAYS])
-            config = {**dict(m.content[rec.CONFIG]), rec.ARRAY_NAMES: rec.NAME_SEPARATOR.join(arrays),
-                      rec.CLIP_NORM: float(self.clip_norm)}
+            config = {rec.CLIP_NORM: float(self.clip_norm), **dict(m.content[rec.CONFIG]),
+                      rec.ARRAY_NAMES: rec.NAME_SEPARATOR.join(arrays)}  # with DP on, its clipping norm (config) wins
             proxy = GridClientProxy(m.metadata.dst_node_id, self.grid, self.run_id)
             out.append((proxy, FitIns(ndarrays_to_parameters(list(arrays.values())), config)))
         return out

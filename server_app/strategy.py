@@ -8,7 +8,7 @@ parse, and the model bytes each round moves.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from logging import INFO, WARNING
 
 from flwr.app import ArrayRecord, ConfigRecord, Message, MessageType, MetricRecord, RecordDict
@@ -18,6 +18,7 @@ from flwr.serverapp.strategy import FedAvg
 
 from fedureid import records as rec
 from reid_core.federation.core import AggregationRule, FederationCore
+from reid_core.federation.privacy import Privacy
 from reid_core.federation.screening import Screening
 from reid_core.federation.state import ServerState
 
@@ -33,12 +34,13 @@ class FedUReIDStrategy(FedAvg):
     def __init__(self, state: ServerState, mu: float, pu_where: str = "cloud", min_clients: int = 2,
                  checkpoint_dir: str | None = None, total_rounds: int | None = None,
                  query_timeout: float = 600.0, screening: Screening = Screening(),
-                 rule: AggregationRule | None = None, evaluate_every: int = 1) -> None:
+                 rule: AggregationRule | None = None, evaluate_every: int = 1, privacy: Privacy = Privacy(),
+                 account: Callable[[dict], None] | None = None) -> None:
         super().__init__(min_train_nodes=min_clients, min_evaluate_nodes=min_clients,
                          min_available_nodes=min_clients, weighted_by_key=rec.NUM_EXAMPLES)
         self.core = FederationCore(state, mu=mu, pu_where=pu_where, min_clients=min_clients,
                                    checkpoint_dir=checkpoint_dir, say=log, screening=screening, rule=rule,
-                                   evaluate_every=evaluate_every)
+                                   evaluate_every=evaluate_every, privacy=privacy, account=account)
         self.offset = state.round  # Strategy.start counts from 1; we resume after it
         self.total_rounds = total_rounds
         self.query_timeout = query_timeout
@@ -107,6 +109,8 @@ class FedUReIDStrategy(FedAvg):
         config[rec.TOTAL_ROUNDS] = int(self.total_rounds or 0)
         config[rec.MU] = self.core.mu
         config[rec.PU_WHERE] = self.core.pu_where
+        if self.core.privacy.on:  # the edge clips its change before it leaves (the cloud clips again)
+            config[rec.CLIP_NORM] = self.core.privacy.clipping_norm
         glob = rec.from_record(arrays)
         out = []
         for n in node_ids:

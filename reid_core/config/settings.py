@@ -71,6 +71,9 @@ class FederationConfig:
     secagg_quantization_range: int = 4194304
     secagg_modulus_range: int = 4294967296
     secagg_clip_norm: float = 0.0  # an edge's change is scaled to at most this L2 norm before masking (0: off)
+    dp_noise_multiplier: float = 0.0  # DP: Gaussian noise of this x the clipped change's sensitivity (0: off)
+    dp_clipping_norm: float = 1.0     # DP: each edge's change is clipped to this L2 norm
+    dp_delta: float = 1e-5            # DP: the delta epsilon is reported at
 
 
 @dataclass(frozen=True)
@@ -302,6 +305,19 @@ def _check_secure(fed: FederationConfig) -> None:
     _require(fed.secagg_clip_norm >= 0, "federation.secagg_clip_norm", f"must be >= 0 (0: off), got {fed.secagg_clip_norm!r}")
 
 
+def _check_dp(fed: FederationConfig) -> None:
+    _require(fed.dp_noise_multiplier >= 0, "federation.dp_noise_multiplier",
+             f"must be >= 0 (0: off), got {fed.dp_noise_multiplier!r}")
+    if fed.dp_noise_multiplier == 0:
+        return
+    _require(fed.pu_where == "edge", "federation.dp_noise_multiplier",
+             "needs pu.where=edge: the noise's scale holds for changes from one global model every edge received")
+    _require(fed.aggregation == "fedavg", "federation.dp_noise_multiplier",
+             f"the noise's scale is that of FedAvg's weighted mean; got aggregation={fed.aggregation}")
+    _require(fed.dp_clipping_norm > 0, "federation.dp_clipping_norm", f"must be > 0, got {fed.dp_clipping_norm!r}")
+    _require(0 < fed.dp_delta < 1, "federation.dp_delta", f"must be in (0, 1), got {fed.dp_delta!r}")
+
+
 def validate(s: Settings, check_data: bool = True) -> None:
     """Refuse out-of-range or unknown values before any training, naming the key."""
     _require(isinstance(s.rounds, int) and not isinstance(s.rounds, bool) and s.rounds >= 1, "rounds",
@@ -329,6 +345,7 @@ def validate(s: Settings, check_data: bool = True) -> None:
     _require(fed.outlier_k == 0 or fed.outlier_k > 1, "federation.outlier_k",
              f"must be 0 (off) or > 1 (times the round's median change), got {fed.outlier_k!r}")
     _check_secure(fed)
+    _check_dp(fed)
     _require(s.model.arch in ARCHS, "model.arch", f"unknown '{s.model.arch}', choose one of {ARCHS}")
     _require(s.model.embed_dim >= 0, "model.embed_dim", "must be >= 0")
     _require(0.0 <= s.model.dropout < 1.0, "model.dropout", "must be in [0, 1)")

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from reid_core.federation.aggregation import check_update, edge_model, interpolate, weighted_average
+from reid_core.federation.privacy import Privacy, add_noise, clip_model, noise_std
 from reid_core.federation.screening import (Screening, bounded_count, capped_shares, change_norms, impossible_model,
                                             norm_outliers)
 from reid_core.federation.secure_sum import apply_change
@@ -82,7 +83,8 @@ class FederationCore:
     def __init__(self, state: ServerState, mu: float, pu_where: str = "cloud", min_clients: int = 2,
                  checkpoint_dir: str | None = None, say: Say = python_log,
                  screening: Screening = Screening(), rule: AggregationRule | None = None,
-                 evaluate_every: int = 1) -> None:
+                 evaluate_every: int = 1, privacy: Privacy = Privacy(),
+                 account: Callable[[dict], None] | None = None) -> None:
         if pu_where not in PU_PLACES:  # the config refused it already: this guards direct use
             raise ValueError(f"pu_where must be one of {PU_PLACES}, got {pu_where!r}")
         self.state = state
@@ -94,6 +96,8 @@ class FederationCore:
         self.screening = screening
         self.rule = rule  # None: FedAvg weighted by #images
         self.evaluate_every = evaluate_every
+        self.privacy = privacy
+        self.account = account  # counts the privacy each noised round spends (the ServerApp's accountant)
 
     def evaluates(self, rnd: int, total_rounds: int) -> bool:
         """Whether the edges evaluate after round `rnd`: round 0, every `evaluate_every`-th, and the last."""
@@ -156,11 +160,14 @@ class FederationCore:
         names = sorted(accepted)  # FedAvg pairs arrays by position: one fixed order
         local = {n: {k: accepted[n][0][k] for k in self.state.global_arrays} for n in names}
         weights = [weight[n] for n in names]
+        if self.privacy.on:  # the cloud clips again what it can see: the noise's scale holds whatever an edge did
+            local = {n: clip_model(local[n], self.state.global_arrays, self.privacy.clipping_norm)[0] for n in names}
         try:
-            self.state.global_arrays = self._combine([local[n] for n in names], weights)
+            combined = self._combine([local[n] for n in names], weights)
         except ValueError as err:  # e.g. Bulyan with too few edges: nothing half-aggregated
             self.say(logging.WARNING, f"round {rnd}: aggregation failed ({err}); global model kept")
             return None, {}
+        self.state.global_arrays = self._privatize(rnd, combined, weights)
         record["aggregate_s"] = round(time.perf_counter() - started, 4)  # screening + the rule: what a defence costs
         for n in names:
             reported = int(accepted[n][1]["num-examples"])
@@ -188,14 +195,30 @@ class FederationCore:
             self.say(logging.WARNING, f"round {rnd}: the secure sum is unusable ({err}); global model kept")
             return None, {}
         self.say(logging.INFO, f"round {rnd}: applying the secure sum of {len(reports)} update(s) {sorted(reports)}")
-        self.state.global_arrays = new_global
         names = sorted(reports)
+        new_global = self._privatize(rnd, new_global, [float(reports[n]["num-examples"]) for n in names])
+        self.state.global_arrays = new_global
         for n in names:
             reported = int(reports[n]["num-examples"])
             self.state.client_examples[n] = reported
             self.state.client_first_examples.setdefault(n, reported)
             record["clients"].setdefault(n, {}).update({**reports[n], "num_examples": reported, "weight": reported})
         return new_global, _summary({n: reports[n] for n in names}, [float(reports[n]["num-examples"]) for n in names])
+
+    def _privatize(self, rnd: int, arrays: dict[str, np.ndarray], weights: list[float]) -> dict[str, np.ndarray]:
+        """Gaussian noise on the aggregate when DP is on (privacy.py says its scale), recorded with the round."""
+        if not self.privacy.on:
+            return arrays
+        p = self.privacy
+        std = noise_std(p.noise_multiplier, p.clipping_norm, weights)
+        dp = {"noise_multiplier": p.noise_multiplier, "clipping_norm": p.clipping_norm, "noise_std": std,
+              "edges": len(weights)}
+        if self.account is not None:
+            self.account(dp)
+        self.state.round_record(rnd)["dp"] = dp
+        spent = f"; privacy spent: epsilon {dp['epsilon']:.2f} at delta {dp['delta']:g}" if "epsilon" in dp else ""
+        self.say(logging.INFO, f"round {rnd}: DP noise std {std:.3g} (z {p.noise_multiplier:g}, C {p.clipping_norm:g}){spent}")
+        return add_noise(arrays, std, p.rng(rnd))
 
     def _combine(self, models: list[dict[str, np.ndarray]], weights: list[float]) -> dict[str, np.ndarray]:
         """FedAvg, or the robust rule on the float arrays (integer buffers: their maximum, as in FedAvg)."""

@@ -79,6 +79,20 @@ def plot_curves(metrics: Mapping[str, Any], path: str | os.PathLike) -> None:
     plt.close(fig)
 
 
+def privacy_table(metrics: Mapping[str, Any]) -> str:
+    """Per noised round: the noise and the privacy spent so far (empty without DP)."""
+    rows = [r for r in metrics["rounds"] if "dp" in r]
+    if not rows:
+        return ""
+    lines = ["| round | noise multiplier | clipping norm | noise std | epsilon spent | delta |", "|---|---|---|---|---|---|"]
+    for r in rows:
+        dp = r["dp"]
+        eps = f"{dp['epsilon']:.2f}" if "epsilon" in dp else "-"
+        lines.append(f"| {r['round']} | {dp['noise_multiplier']:g} | {dp['clipping_norm']:g} | {dp['noise_std']:.3g} | "
+                     f"{eps} | {dp.get('delta', '-')} |")
+    return "\n".join(lines)
+
+
 def write_run_outputs(run_dir: str | os.PathLike, history: Sequence[Mapping[str, Any]],
                       meta: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Write metrics.json, report.md and curves.png into `run_dir`; return the metrics."""
@@ -94,6 +108,8 @@ def write_run_outputs(run_dir: str | os.PathLike, history: Sequence[Mapping[str,
                                        sorted({n for r in metrics["rounds"] for n in r["clients"]}))
     if diagnostics:
         md += ["## Learning diagnostics", "", diagnostics, ""]
+    if privacy_table(metrics):
+        md += ["## Differential privacy", "", privacy_table(metrics), ""]
     (d / "report.md").write_text("\n".join(md))
     if metrics["rounds"]:
         plot_curves(metrics, d / "curves.png")

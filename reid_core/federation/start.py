@@ -14,6 +14,7 @@ import torch
 
 from reid_core.config.settings import ConfigError, Settings
 from reid_core.federation.core import AggregationRule, FederationCore, Say, python_log
+from reid_core.federation.privacy import Privacy
 from reid_core.federation.screening import Screening
 from reid_core.federation.state import ServerState
 from reid_core.models import build_model
@@ -74,13 +75,19 @@ def federation_core(settings: Settings, say: Say = python_log, rule: Aggregation
     return FederationCore(initial_state(settings, say), mu=fed.mu, pu_where=fed.pu_where,
                           min_clients=fed.min_clients,
                           checkpoint_dir=checkpoint_dir(settings) if fed.checkpoint else None, say=say,
-                          screening=screening(settings), rule=rule, evaluate_every=fed.evaluate_every)
+                          screening=screening(settings), rule=rule, evaluate_every=fed.evaluate_every,
+                          privacy=privacy(settings))
 
 
 def screening(settings: Settings) -> Screening:
     fed = settings.federation
     return Screening(count_growth=fed.count_growth, max_share=fed.max_share, outlier_k=fed.outlier_k,
                      models=fed.screen_models)
+
+
+def privacy(settings: Settings) -> Privacy:
+    fed = settings.federation
+    return Privacy(noise_multiplier=fed.dp_noise_multiplier, clipping_norm=fed.dp_clipping_norm, seed=settings.seed)
 
 
 def run_meta(settings: Settings, started: float, engine: str) -> dict[str, Any]:

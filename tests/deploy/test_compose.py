@@ -66,9 +66,9 @@ def test_dockerfile_builds_from_pinned_superexec_matching_pyproject():
     deps = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
     flwr_dep = next(d for d in deps if d.startswith("flwr"))
     assert flwr_dep.endswith(f"=={pin}"), (flwr_dep, pin)
-    # The image drops the simulation extra (Ray) with sed; that needs the exact spelling.
-    assert 's/"flwr\\[simulation\\]==/"flwr==/' in text
-    assert f'"flwr[simulation]=={pin}"' in (REPO / "pyproject.toml").read_text()
+    # The image drops the simulation extra (Ray) with sed and keeps dp (the accountant); that needs the exact spelling.
+    assert 's/"flwr\\[simulation,dp\\]==/"flwr[dp]==/' in text
+    assert f'"flwr[simulation,dp]=={pin}"' in (REPO / "pyproject.toml").read_text()
     assert importlib.metadata.version("flwr") == pin  # the loopback tests exercise this version
     assert re.search(r"pip install .*\s\.(\s|$)", text), "the image must pip install this package"
     assert not re.search(r"^USER\s", text, re.M), "keep the base image's user app (uid 49999)"
