@@ -43,6 +43,7 @@ def secure_train_mod(msg: Message, context: Context, call_next: ClientAppCallabl
 
 def _in_records(call_next: ClientAppCallable) -> ClientAppCallable:
     def train_on_records(msg: Message, context: Context) -> Message:
+        log(INFO, "secure round: training; the change will leave masked")
         fitins = compat.recorddict_to_fitins(msg.content, keep_input=True)
         config = dict(fitins.config)
         names = str(config.pop(rec.ARRAY_NAMES)).split(rec.NAME_SEPARATOR)

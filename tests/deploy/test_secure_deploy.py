@@ -1,51 +1,100 @@
-"""Secure aggregation deployed on 127.0.0.1: TLS, SuperNode authentication, three edges whose node
-config demands secure aggregation (`secure-aggregation="true"`), a 2-round job with
-`federation.secure_aggregation=true pu.where=edge` (docs/deployment.md, "Secure aggregation")."""
+"""Secure aggregation deployed on 127.0.0.1: the documented walk-through as written (TLS, SuperNode
+authentication, three edges whose node config demands secure aggregation, a 2-round job with
+`federation.secure_aggregation=true pu.where=edge`), and an edge killed in the middle of the protocol."""
 
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import threading
 import time
 from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
 
-from fedureid.launcher import register_supernode, submit, superlink, supernode, write_run_config
+from fedureid.launcher import submit, superlink, supernode, write_run_config
+from fedureid.processes import free_port, stop
 from test_loopback_deploy import FAST, RUN_TIMEOUT_S, wait_online
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "scripts"))
+from soak_checks import descendants  # noqa: E402
 
 pytestmark = [pytest.mark.deploy, pytest.mark.slow, pytest.mark.timeout(1500, method="signal")]
 
 EDGES = {"edge-a": "edge_a", "edge-b": "edge_b", "edge-c": "edge_c"}  # client-name -> synthetic client folder
 
 
-def test_tls_node_auth_secure_aggregation_completes(no_leftovers: Path, smoke_data: Path, dev_certs: Path):
-    work = no_leftovers
-    run_dir = work / "run"
-    tls = {"ca": str(dev_certs / "ca.crt"), "cert": str(dev_certs / "server.pem"),
-           "key": str(dev_certs / "server.key")}
-    overrides = [*FAST, "federation.min_clients=3", "pu.where=edge", "federation.secure_aggregation=true",
-                 f"run_dir={run_dir}", f"data.root={smoke_data}", "data.synth_preset=null",
-                 f"data.clients=[{','.join(EDGES.values())}]"]
-    config = write_run_config(work / "run_config.toml", "smoke", overrides, str(work))
+def test_the_secure_walkthrough_as_written_completes(no_leftovers: Path):
+    """scripts/deploy_walkthrough.sh --secure, the documented walk-through, on free loopback ports."""
+    work = no_leftovers / "deploy"
+    env = {**os.environ, "LINK_PORT": str(free_port()), "NODE_PORT": str(free_port())}
     t0 = time.time()
-    with superlink(work / "link", tls=tls, node_auth=True) as link, ExitStack() as stack:
-        for name in EDGES:
-            assert register_supernode(link, dev_certs / "nodes" / f"{name}.pub", name).get("success") is True
-        for name, folder in EDGES.items():
-            node_config = {"client-name": name, "data-dir": str(smoke_data / folder),
-                           "state-dir": str(work / "state" / name), "secure-aggregation": "true"}
-            stack.enter_context(supernode(link, work / "nodes", name, node_config,
-                                          auth_key=str(dev_certs / "nodes" / name)))
-        assert len(wait_online(link, len(EDGES))) == len(EDGES)
-        _, status = submit(link, config, log=work / "run.log", timeout=RUN_TIMEOUT_S)
-        link_log = link.log.read_text(errors="replace")[-4000:] if link.log.exists() else ""
-    assert status == "finished:completed", f"run ended {status}\n{link_log}"
-    metrics = json.loads((run_dir / "metrics.json").read_text())
+    proc = subprocess.Popen(["bash", str(REPO / "scripts" / "deploy_walkthrough.sh"), "--secure", str(work)],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+    try:
+        out, _ = proc.communicate(timeout=RUN_TIMEOUT_S)
+    finally:
+        stop(proc)
+    assert proc.returncode == 0, out[-4000:]
+    assert "finished:completed" in out and "rank-1" in out, out[-4000:]
+    metrics = json.loads((work / "run" / "metrics.json").read_text())
     assert [r["round"] for r in metrics["rounds"]] == [1, 2]
     for r in metrics["rounds"]:
         assert r["secure"] and r["rejected"] == [], r
         assert sorted(n for n, m in r["clients"].items() if "num_examples" in m) == sorted(EDGES)
         model_bytes = r["traffic"]["train_down_distinct_bytes"]
         assert r["traffic"]["train_up_bytes"] > 1.9 * len(EDGES) * model_bytes  # masked: 64 bits a value
-    print(f"\ndeployed (TLS + node auth + SecAgg+) 2 rounds: {time.time() - t0:.1f} s, final {metrics['final']}")
+    print(f"\nwalk-through (TLS + node auth + SecAgg+) 2 rounds: {time.time() - t0:.1f} s, final {metrics['final']}")
+
+
+def _kill_when_training(log: Path, pid: int, killed: list[float], deadline: float) -> None:
+    """SIGKILL every process of one edge (SuperNode, ClientApp) once its log says it is training in a
+    secure round: it has shared its keys, and its masked vector never leaves."""
+    while time.time() < deadline and not killed:
+        if log.exists() and "secure round: training" in log.read_text(errors="replace"):
+            for p in [pid, *descendants(pid)]:
+                try:
+                    os.kill(p, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            killed.append(time.time())
+        time.sleep(0.1)
+
+
+def test_an_edge_killed_mid_protocol_leaves_the_round_to_the_others(no_leftovers: Path, smoke_data: Path):
+    """Real processes: edge-c is SIGKILLed after the key exchange, while it trains; SecAgg+ recovers the
+    others' sum (the reconstruction threshold, 0.67 of 3, lets one go) and the run completes."""
+    work = no_leftovers
+    run_dir = work / "run"
+    overrides = [*FAST, "rounds=1", "federation.min_clients=2", "pu.where=edge", "federation.secure_aggregation=true",
+                 f"run_dir={run_dir}", f"data.root={smoke_data}", "data.synth_preset=null",
+                 f"data.clients=[{','.join(EDGES.values())}]"]
+    config = write_run_config(work / "run_config.toml", "smoke", overrides, str(work))
+    killed: list[float] = []
+    with superlink(work / "link") as link, ExitStack() as stack:
+        nodes = {name: stack.enter_context(supernode(link, work / "nodes", name, {
+            "client-name": name, "data-dir": str(smoke_data / folder), "state-dir": str(work / "state" / name),
+            "secure-aggregation": "true"})) for name, folder in EDGES.items()}
+        assert len(wait_online(link, len(EDGES))) == len(EDGES)
+        killer = threading.Thread(target=_kill_when_training, daemon=True,
+                                  args=(nodes["edge-c"].log, nodes["edge-c"].proc.pid, killed,
+                                        time.time() + RUN_TIMEOUT_S))
+        killer.start()
+        _, status = submit(link, config, log=work / "run.log", timeout=RUN_TIMEOUT_S)
+        killed.append(-1.0)  # stops the killer if it never fired
+        killer.join(timeout=5)
+        link_log = link.log.read_text(errors="replace")[-4000:] if link.log.exists() else ""
+    assert killed[0] > 0, "edge-c never reached the training stage"
+    assert "secure round: training" in nodes["edge-c"].log_text()
+    assert "masked before it leaves" not in nodes["edge-c"].log_text()  # killed before it could send
+    assert status == "finished:completed", f"run ended {status}\n{link_log}"
+    record = json.loads((run_dir / "metrics.json").read_text())["rounds"][0]
+    assert record["secure"], record
+    assert not any("halted" in r["reason"] for r in record["rejected"]), record["rejected"]
+    assert sorted(n for n, m in record["clients"].items() if "num_examples" in m) == ["edge-a", "edge-b"]
