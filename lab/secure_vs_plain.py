@@ -46,6 +46,10 @@ def row(metrics: dict) -> dict:
             "up_MB": sum(per_edge_up) / len(per_edge_up) / 1e6, "down_MB": sum(per_edge_down) / len(per_edge_down) / 1e6}
 
 
+def _epsilon(eps: float) -> str:
+    return "- (no DP)" if eps != eps else f"{eps:.3g}"  # nan: no DP, no bound
+
+
 def table(out: Path, seeds: list[int], names: list[str] = list(MODES)) -> str:
     lines = ["| mode | seed | mean rank-1 | mean mAP | s / round | MB up / edge / round | MB down / edge / round "
              "| epsilon |", "|---|---|---|---|---|---|---|---|"]
@@ -57,11 +61,11 @@ def table(out: Path, seeds: list[int], names: list[str] = list(MODES)) -> str:
                 done.append(row(json.loads(path.read_text())))
                 v = done[-1]
                 lines.append(f"| {mode} | {seed} | {v['rank1']:.1f} | {v['mAP']:.1f} | {v['round_s']:.1f} | "
-                             f"{v['up_MB']:.2f} | {v['down_MB']:.2f} | {v['epsilon']:.3g} |")
+                             f"{v['up_MB']:.2f} | {v['down_MB']:.2f} | {_epsilon(v['epsilon'])} |")
         if len(done) > 1:
             mean = {k: sum(v[k] for v in done) / len(done) for k in done[0]}
             lines.append(f"| {mode} | mean of {len(done)} | {mean['rank1']:.1f} | {mean['mAP']:.1f} | "
-                         f"{mean['round_s']:.1f} | {mean['up_MB']:.2f} | {mean['down_MB']:.2f} | {mean['epsilon']:.3g} |")
+                         f"{mean['round_s']:.1f} | {mean['up_MB']:.2f} | {mean['down_MB']:.2f} | {_epsilon(mean['epsilon'])} |")
     return "\n".join(lines)
 
 

@@ -83,13 +83,19 @@ def extract_features(model: nn.Module, paths: Sequence[str], height: int, width:
             chosen = torch.nn.functional.normalize(pooled if which == "pool" else embedding, dim=1)
             if features is None:
                 features = np.full((len(paths), chosen.shape[1]), np.nan, dtype=np.float32)
+                decoded = np.zeros(len(paths), dtype=bool)
             features[index.numpy()] = chosen.float().cpu().numpy()
+            decoded[index.numpy()] = True
     finally:
         model.train(was_training)
     if features is None:
         raise ValueError(f"none of the {len(paths)} image(s) could be decoded, "
                          f"e.g. {list(paths[:3])}")
-    missing = np.flatnonzero(np.isnan(features[:, 0]))
+    diverged = np.flatnonzero(decoded & ~np.isfinite(features).all(axis=1))
+    if len(diverged) and not allow_missing:  # a NaN feature of a decoded image: the weights, not the file
+        raise ValueError(f"the model gives non-finite features for {len(diverged)} of {len(paths)} image(s) "
+                         f"(its weights have diverged), e.g. {[paths[i] for i in diverged[:3]]}")
+    missing = np.flatnonzero(~decoded)
     if len(missing):
         examples = [paths[i] for i in missing[:3]]
         if not allow_missing:

@@ -25,6 +25,6 @@ def test_table_reads_final_means_round_time_bytes_per_edge_and_epsilon(tmp_path)
     run("plain_s1", 20.0, 4e6)
     run("dp0.1_s0", 5.0, 4e6, eps=3.0)
     out = table(tmp_path, [0, 1], ["plain", "dp0.1"])
-    assert "| plain | 0 | 11.0 | 35.0 | 5.5 | 2.00 | 1.00 | nan |" in out
-    assert "| plain | mean of 2 | 16.0 | 35.0 | 5.5 | 2.00 | 1.00 | nan |" in out
+    assert "| plain | 0 | 11.0 | 35.0 | 5.5 | 2.00 | 1.00 | - (no DP) |" in out
+    assert "| plain | mean of 2 | 16.0 | 35.0 | 5.5 | 2.00 | 1.00 | - (no DP) |" in out
     assert "| dp0.1 | 0 | 6.0 | 35.0 | 5.5 | 2.00 | 1.00 | 6 |" in out

@@ -5,7 +5,7 @@ import pytest
 
 from reid_core.config.settings import ConfigError, load_settings
 from reid_core.federation.core import FederationCore
-from reid_core.federation.privacy import Privacy, add_noise, clip_model, noise_std
+from reid_core.federation.privacy import VARIANCE_FLOOR, Privacy, add_noise, clip_model, noise_std
 from reid_core.federation.state import ServerState
 
 
@@ -31,6 +31,14 @@ def test_noise_has_its_scale_and_spares_the_counters():
     noised = add_noise({"w": np.zeros(100_000, np.float32), "steps": np.array(3)}, 0.1, np.random.default_rng(0))
     assert noised["w"].dtype == np.float32 and noised["steps"] == 3
     assert abs(float(noised["w"].std()) - 0.1) < 0.002 and abs(float(noised["w"].mean())) < 0.002
+
+
+def test_noise_leaves_no_batchnorm_variance_below_its_floor():
+    arrays = {"bn.running_var": np.full(10_000, 0.05, np.float32), "bn.running_mean": np.zeros(10_000, np.float32)}
+    noised = add_noise(arrays, 0.6, np.random.default_rng(0))
+    assert float(noised["bn.running_var"].min()) == pytest.approx(VARIANCE_FLOOR)
+    assert float((noised["bn.running_var"] > VARIANCE_FLOOR).mean()) == pytest.approx(0.53, abs=0.02)  # P(N > -0.05/0.6)
+    assert float(noised["bn.running_mean"].min()) < -1.0  # the other arrays keep their noise
 
 
 def test_the_core_clips_each_change_noises_the_mean_and_records_it():

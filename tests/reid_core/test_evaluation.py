@@ -209,6 +209,18 @@ def test_a_diverged_model_is_a_clear_error_not_an_empty_ranking(tmp_path: Path) 
         evaluate_model(model, query, gallery, ImageConfig(height=32, width=16), torch.device("cpu"))
 
 
+def test_features_of_a_diverged_model_name_the_weights_not_the_images(tmp_path: Path) -> None:
+    model = build_model(ModelConfig(arch="tiny", embed_dim=0))
+    with torch.no_grad():
+        for p in model.parameters():
+            p.fill_(float("nan"))
+    paths = _write_images(tmp_path, 3)
+    with pytest.raises(ValueError, match=r"non-finite features for 3 of 3 image\(s\) \(its weights have diverged\)"):
+        extract_features(model, paths, 32, 16, 2, torch.device("cpu"))
+    feats = extract_features(model, paths, 32, 16, 2, torch.device("cpu"), allow_missing=True)
+    assert np.isnan(feats).all()  # evaluation reads them and says so itself (below)
+
+
 @pytest.mark.shared
 @pytest.mark.slow
 def test_imagenet_mobilenet_on_viper_matches_weights_readme() -> None:
