@@ -7,7 +7,8 @@ down per round (model arrays in the plain mode; in the secure mode also the prot
 shares and the masked vector, which is 64-bit per value), and the epsilon spent (DP modes:
 `--dp Z...` noise multipliers with `--dp-clip C`).
 
-Run: ``python -m lab.secure_vs_plain --out DIR [--seeds 0 1 2] [--dp 0.01 0.1] [--dp-clip 10] [key=value ...]``
+Run: ``python -m lab.secure_vs_plain --out DIR [key=value ...] [--seeds 0 1 2] [--dp 0.01 0.1] [--dp-clip 10] [--modes M...]``
+(overrides right after --out: --seeds, --dp and --modes take every word after them)
 (default experiment=demo)
 """
 
@@ -82,6 +83,10 @@ def main(argv: list[str] | None = None) -> int:
     shared = args.overrides or ["experiment=demo"]
     args.out.mkdir(parents=True, exist_ok=True)
     runs = modes(args.dp, args.dp_clip)
+    unknown = sorted(set(args.modes or []) - set(runs))
+    if unknown:  # e.g. an override written after --modes, which takes every word after it
+        parser.error(f"unknown mode(s) {unknown}: the modes are {sorted(runs)} (put key=value overrides "
+                     "right after --out)")
     chosen = [m for m in runs if args.modes is None or m in args.modes]
     for seed in [] if args.table_only else args.seeds:
         for mode in chosen:

@@ -2,7 +2,9 @@
 
 import json
 
-from lab.secure_vs_plain import modes, table
+import pytest
+
+from lab.secure_vs_plain import main, modes, table
 
 
 def test_modes_and_their_overrides():
@@ -28,3 +30,10 @@ def test_table_reads_final_means_round_time_bytes_per_edge_and_epsilon(tmp_path)
     assert "| plain | 0 | 11.0 | 35.0 | 5.5 | 2.00 | 1.00 | - (no DP) |" in out
     assert "| plain | mean of 2 | 16.0 | 35.0 | 5.5 | 2.00 | 1.00 | - (no DP) |" in out
     assert "| dp0.1 | 0 | 6.0 | 35.0 | 5.5 | 2.00 | 1.00 | 6 |" in out
+
+
+def test_an_unknown_mode_is_refused_naming_it(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["--out", str(tmp_path), "--modes", "plain", "experiment=real_cpu"])
+    assert "unknown mode(s) ['experiment=real_cpu']" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())  # nothing ran
