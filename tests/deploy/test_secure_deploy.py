@@ -14,10 +14,18 @@ import time
 from contextlib import ExitStack
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
 
 from fedureid.launcher import submit, superlink, supernode, write_run_config
 from fedureid.processes import free_port, stop
+from reid_core.config.settings import load_settings
+from reid_core.federation.secure_sum import float_keys
+from reid_core.federation.start import checkpoint_dir
+from reid_core.federation.state import ServerState
+from reid_core.models import build_model
+from reid_core.runtime.arrays import model_arrays
 from test_loopback_deploy import FAST, RUN_TIMEOUT_S, wait_online
 
 REPO = Path(__file__).resolve().parents[2]
@@ -98,3 +106,32 @@ def test_an_edge_killed_mid_protocol_leaves_the_round_to_the_others(no_leftovers
     assert record["secure"], record
     assert not any("halted" in r["reason"] for r in record["rejected"]), record["rejected"]
     assert sorted(n for n, m in record["clients"].items() if "num_examples" in m) == ["edge-a", "edge-b"]
+    settings = load_settings(["experiment=smoke", *overrides], base_dir=str(work), check_data=False)
+    _assert_the_global_moved_by_fedavg_of_the_edges_changes(settings, record, work / "state", ["edge-a", "edge-b"])
+
+
+CLIP, LEVELS, MAX_WEIGHT = 8.0, 4194304, 10000  # secagg_clipping_range, _quantization_range, _max_weight
+
+
+def _assert_the_global_moved_by_fedavg_of_the_edges_changes(settings, record: dict, state_root: Path,
+                                                            names: list[str]) -> None:
+    """What the ServerApp recovered from the masked vectors (the round's global model minus the one it
+    sent) is the edges' weighted mean change (each edge's saved trained model minus the one it got),
+    within the quantisation bound: round 1 starts from the seeded initial model, rebuilt here."""
+    torch.manual_seed(settings.seed)
+    sent = model_arrays(build_model(settings.model))
+    after = ServerState.load(checkpoint_dir(settings)).global_arrays
+    trained = {n: dict(np.load(state_root / n / "local_model.npz")) for n in names}
+    weights = {n: round(record["clients"][n]["num_examples"] / MAX_WEIGHT * LEVELS) / LEVELS for n in names}
+    total = sum(weights.values())
+    bound = len(names) * (2 * CLIP / LEVELS) / total * 1.01
+    worst, largest = 0.0, 0.0
+    for key in float_keys(after):
+        base = sent[key].astype(np.float64)
+        expected = sum(w * (trained[n][key].astype(np.float64) - base) for n, w in weights.items()) / total
+        moved = after[key].astype(np.float64) - base
+        slack = bound + 1e-6 * np.abs(base) + 1e-7  # the float32 model adds its own rounding
+        worst = max(worst, float(np.max(np.abs(moved - expected) - slack)))
+        largest = max(largest, float(np.max(np.abs(expected))))
+    assert worst <= 0.0, f"recovered mean change off by {worst:.3g} beyond the quantisation bound {bound:.3g}"
+    assert largest > 100 * bound  # the edges' changes are far larger than the bound: the check can fail
