@@ -12,6 +12,7 @@ import sys
 import threading
 import time
 from contextlib import ExitStack
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +28,7 @@ from reid_core.federation.state import ServerState
 from reid_core.models import build_model
 from reid_core.runtime.arrays import model_arrays
 from test_loopback_deploy import FAST, RUN_TIMEOUT_S, wait_online
+from wire_tap import WireTap, found, windows
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "scripts"))
@@ -77,7 +79,8 @@ def _kill_when_training(log: Path, pid: int, killed: list[float], deadline: floa
 
 def test_an_edge_killed_mid_protocol_leaves_the_round_to_the_others(no_leftovers: Path, smoke_data: Path):
     """Real processes: edge-c is SIGKILLed after the key exchange, while it trains; SecAgg+ recovers the
-    others' sum (the reconstruction threshold, 0.67 of 3, lets one go) and the run completes."""
+    others' sum (the reconstruction threshold, 0.67 of 3, lets one go) and the run completes. The edges
+    reach the SuperLink through a relay that keeps every byte: none is a piece of an edge's model."""
     work = no_leftovers
     run_dir = work / "run"
     overrides = [*FAST, "rounds=1", "federation.min_clients=2", "pu.where=edge", "federation.secure_aggregation=true",
@@ -86,7 +89,9 @@ def test_an_edge_killed_mid_protocol_leaves_the_round_to_the_others(no_leftovers
     config = write_run_config(work / "run_config.toml", "smoke", overrides, str(work))
     killed: list[float] = []
     with superlink(work / "link") as link, ExitStack() as stack:
-        nodes = {name: stack.enter_context(supernode(link, work / "nodes", name, {
+        tap = WireTap(link.port)  # the edges reach the SuperLink through it
+        stack.callback(tap.close)
+        nodes = {name: stack.enter_context(supernode(replace(link, port=tap.port), work / "nodes", name, {
             "client-name": name, "data-dir": str(smoke_data / folder), "state-dir": str(work / "state" / name),
             "secure-aggregation": "true"})) for name, folder in EDGES.items()}
         assert len(wait_online(link, len(EDGES))) == len(EDGES)
@@ -108,6 +113,23 @@ def test_an_edge_killed_mid_protocol_leaves_the_round_to_the_others(no_leftovers
     assert sorted(n for n, m in record["clients"].items() if "num_examples" in m) == ["edge-a", "edge-b"]
     settings = load_settings(["experiment=smoke", *overrides], base_dir=str(work), check_data=False)
     _assert_the_global_moved_by_fedavg_of_the_edges_changes(settings, record, work / "state", ["edge-a", "edge-b"])
+    _assert_no_edge_model_on_the_wire(settings, tap, work / "state", ["edge-a", "edge-b"])
+
+
+def _assert_no_edge_model_on_the_wire(settings, tap: WireTap, state_root: Path, names: list[str]) -> None:
+    """Every byte the edges sent: no piece of any edge's trained model or of its change. The model the
+    edges received is found in what they got (so the tap sees arrays where they pass)."""
+    torch.manual_seed(settings.seed)
+    sent = model_arrays(build_model(settings.model))
+    largest = sorted(float_keys(sent), key=lambda k: sent[k].size)[-3:]
+    assert all(found(tap.down, windows(sent[k])) >= 8 for k in largest), "the tap saw no array go down"
+    for n in names:
+        trained = dict(np.load(state_root / n / "local_model.npz"))
+        for k in largest:
+            change = trained[k].astype(np.float32) - sent[k].astype(np.float32)
+            assert found(tap.up, windows(trained[k])) == 0, (n, k, "trained model on the wire")
+            assert found(tap.up, windows(change)) == 0, (n, k, "change on the wire")
+    assert len(tap.up) > 1.9 * len(names) * sum(sent[k].nbytes for k in float_keys(sent))  # masked: 64 bits a value
 
 
 CLIP, LEVELS, MAX_WEIGHT = 8.0, 4194304, 10000  # secagg_clipping_range, _quantization_range, _max_weight
