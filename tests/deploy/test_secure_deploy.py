@@ -157,3 +157,16 @@ def _assert_the_global_moved_by_fedavg_of_the_edges_changes(settings, record: di
         largest = max(largest, float(np.max(np.abs(expected))))
     assert worst <= 0.0, f"recovered mean change off by {worst:.3g} beyond the quantisation bound {bound:.3g}"
     assert largest > 100 * bound  # the edges' changes are far larger than the bound: the check can fail
+
+
+def test_secure_aggregation_with_pu_at_the_cloud_is_refused_by_the_serverapp(no_leftovers: Path, smoke_data: Path):
+    """Real processes: the run fails at once, its log naming the setting, before any edge is asked."""
+    work = no_leftovers
+    overrides = [*FAST, "pu.where=cloud", "federation.secure_aggregation=true", f"run_dir={work / 'run'}",
+                 f"data.root={smoke_data}", "data.synth_preset=null", f"data.clients=[{','.join(EDGES.values())}]"]
+    config = write_run_config(work / "run_config.toml", "smoke", overrides, str(work))
+    with superlink(work / "link") as link:
+        _, status = submit(link, config, log=work / "run.log", timeout=300)
+    assert status == "finished:failed", status
+    assert "needs pu.where=edge" in (work / "run.log").read_text(errors="replace")
+    assert not (work / "run" / "metrics.json").exists()
