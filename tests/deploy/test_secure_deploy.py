@@ -112,15 +112,15 @@ def test_an_edge_killed_mid_protocol_leaves_the_round_to_the_others(no_leftovers
     assert not any("halted" in r["reason"] for r in record["rejected"]), record["rejected"]
     assert sorted(n for n, m in record["clients"].items() if "num_examples" in m) == ["edge-a", "edge-b"]
     settings = load_settings(["experiment=smoke", *overrides], base_dir=str(work), check_data=False)
-    _assert_the_global_moved_by_fedavg_of_the_edges_changes(settings, record, work / "state", ["edge-a", "edge-b"])
-    _assert_no_edge_model_on_the_wire(settings, tap, work / "state", ["edge-a", "edge-b"])
-
-
-def _assert_no_edge_model_on_the_wire(settings, tap: WireTap, state_root: Path, names: list[str]) -> None:
-    """Every byte the edges sent: no piece of any edge's trained model or of its change. The model the
-    edges received is found in what they got (so the tap sees arrays where they pass)."""
-    torch.manual_seed(settings.seed)
+    torch.manual_seed(settings.seed)  # round 1 starts from the seeded initial model, rebuilt here
     sent = model_arrays(build_model(settings.model))
+    _assert_the_global_moved_by_fedavg_of_the_edges_changes(settings, sent, record, work / "state", ["edge-a", "edge-b"])
+    _assert_no_edge_model_on_the_wire(sent, tap, work / "state", ["edge-a", "edge-b"])
+
+
+def _assert_no_edge_model_on_the_wire(sent: dict, tap: WireTap, state_root: Path, names: list[str]) -> None:
+    """Every byte the edges sent: no piece of any edge's trained model or of its change. The model the
+    edges received (`sent`) is found in what they got (so the tap sees arrays where they pass)."""
     largest = sorted(float_keys(sent), key=lambda k: sent[k].size)[-3:]
     assert all(found(tap.down, windows(sent[k])) >= 8 for k in largest), "the tap saw no array go down"
     for n in names:
@@ -135,13 +135,11 @@ def _assert_no_edge_model_on_the_wire(settings, tap: WireTap, state_root: Path, 
 CLIP, LEVELS, MAX_WEIGHT = 8.0, 4194304, 10000  # secagg_clipping_range, _quantization_range, _max_weight
 
 
-def _assert_the_global_moved_by_fedavg_of_the_edges_changes(settings, record: dict, state_root: Path,
+def _assert_the_global_moved_by_fedavg_of_the_edges_changes(settings, sent: dict, record: dict, state_root: Path,
                                                             names: list[str]) -> None:
-    """What the ServerApp recovered from the masked vectors (the round's global model minus the one it
-    sent) is the edges' weighted mean change (each edge's saved trained model minus the one it got),
-    within the quantisation bound: round 1 starts from the seeded initial model, rebuilt here."""
-    torch.manual_seed(settings.seed)
-    sent = model_arrays(build_model(settings.model))
+    """What the ServerApp recovered from the masked vectors (the round's global model minus `sent`, the
+    one it sent) is the edges' weighted mean change (each edge's saved trained model minus `sent`),
+    within the quantisation bound."""
     after = ServerState.load(checkpoint_dir(settings)).global_arrays
     trained = {n: dict(np.load(state_root / n / "local_model.npz")) for n in names}
     weights = {n: round(record["clients"][n]["num_examples"] / MAX_WEIGHT * LEVELS) / LEVELS for n in names}

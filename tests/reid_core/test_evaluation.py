@@ -198,11 +198,17 @@ def test_evaluate_model_on_tiny_images(tmp_path: Path) -> None:
     assert scores["rank5"] == pytest.approx(100.0)  # 4 gallery images: every match in top 4
 
 
-def test_a_diverged_model_is_a_clear_error_not_an_empty_ranking(tmp_path: Path) -> None:
+def _diverged_model():
+    """A tiny network whose weights are all NaN, as after a diverged round."""
     model = build_model(ModelConfig(arch="tiny", embed_dim=0))
     with torch.no_grad():
         for p in model.parameters():
             p.fill_(float("nan"))
+    return model
+
+
+def test_a_diverged_model_is_a_clear_error_not_an_empty_ranking(tmp_path: Path) -> None:
+    model = _diverged_model()
     paths = _write_images(tmp_path, 4)
     query, gallery = [FakeSample(paths[0], 1, 0)], [FakeSample(p, 1, 1) for p in paths[1:]]
     with pytest.raises(ValueError, match="no finite feature for any of the 1 query images"):
@@ -210,10 +216,7 @@ def test_a_diverged_model_is_a_clear_error_not_an_empty_ranking(tmp_path: Path) 
 
 
 def test_features_of_a_diverged_model_name_the_weights_not_the_images(tmp_path: Path) -> None:
-    model = build_model(ModelConfig(arch="tiny", embed_dim=0))
-    with torch.no_grad():
-        for p in model.parameters():
-            p.fill_(float("nan"))
+    model = _diverged_model()
     paths = _write_images(tmp_path, 3)
     with pytest.raises(ValueError, match=r"non-finite features for 3 of 3 image\(s\) \(its weights have diverged\)"):
         extract_features(model, paths, 32, 16, 2, torch.device("cpu"))
