@@ -6,6 +6,8 @@ from __future__ import annotations
 AGGREGATIONS = ("fedavg", "median", "trimmed", "krum", "multikrum", "bulyan")
 # misbehave / node_config misbehave: what an edge told to misbehave sends (reid_core.federation.misbehaviour)
 MISBEHAVIOURS = ("scale", "flip", "noise", "stale", "count")
+# pc.estimator: how Personalized Clustering estimates an edge's identities (reid_core.personalization)
+ESTIMATORS = ("inverse_count", "per_camera")
 
 
 def mu_problem(mu: object) -> str | None:

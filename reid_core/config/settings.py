@@ -22,7 +22,7 @@ from reid_core.config.schema import (
     ModelConfig,
     TrainConfig,
 )
-from reid_core.config.choices import AGGREGATIONS, MISBEHAVIOURS, mu_problem
+from reid_core.config.choices import AGGREGATIONS, ESTIMATORS, MISBEHAVIOURS, mu_problem
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 
@@ -365,6 +365,7 @@ def validate(s: Settings, check_data: bool = True) -> None:
     c = s.cluster
     _require(c.mode in ("fixed", "personalized"), "pc.mode", f"unknown '{c.mode}', choose fixed|personalized")
     _require(0.0 < c.merge_percent < 1.0, "pc.merge_percent", "must be in (0, 1)")
+    _require(c.estimator in ESTIMATORS, "pc.estimator", f"unknown '{c.estimator}', choose {'|'.join(ESTIMATORS)}")
     _require(c.lam >= 0.0, "pc.lam", "must be >= 0")
     _require(c.max_merge_percent is None or 0.0 < c.max_merge_percent < 1.0, "pc.max_merge_percent",
              f"must be null or in (0, 1), got {c.max_merge_percent!r}")

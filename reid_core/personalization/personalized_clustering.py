@@ -6,7 +6,9 @@ clusters after 19 steps of mp = 0.05). The profiler instead spreads the gap
 between the current cluster count and the edge's number of identities over the
 remaining merge steps (EasyFL's unused ``get_merge_percent`` does the same with
 m = (N - I) / R). When the operator does not know the identity count, it is
-estimated once from the unlabeled features (:func:`estimate_num_identities`).
+estimated again every round from the unlabeled features and camera ids
+(:mod:`reid_core.personalization.identity_count`); while the features cannot tell
+(the estimate is untrusted), the edge merges the baseline's fixed amount.
 """
 
 from __future__ import annotations
@@ -17,8 +19,9 @@ from typing import Any
 
 import numpy as np
 
+from reid_core.config.choices import ESTIMATORS
 from reid_core.config.schema import ClusterConfig
-from reid_core.runtime.knn import knn_search
+from reid_core.personalization.identity_count import IdentityEstimate, estimate_identities, estimate_num_identities
 
 logger = logging.getLogger(__name__)
 
@@ -49,82 +52,6 @@ def personalized_merge_amount(num_clusters: int, target_clusters: int, rounds_le
     return max(0, (num_clusters - target_clusters) // rounds_left)
 
 
-def _otsu_threshold(values: np.ndarray, bins: int = 256) -> float:
-    """Threshold maximising the between-class variance of a 1-D sample."""
-    counts, edges = np.histogram(values, bins=bins)
-    centres = 0.5 * (edges[:-1] + edges[1:])
-    weight_low = np.cumsum(counts)
-    weight_high = weight_low[-1] - weight_low
-    mass_low = np.cumsum(counts * centres)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        mean_low = mass_low / weight_low
-        mean_high = (mass_low[-1] - mass_low) / weight_high
-        between = weight_low * weight_high * (mean_low - mean_high) ** 2
-    between[~np.isfinite(between)] = -1.0
-    return float(edges[np.argmax(between) + 1])
-
-
-def estimate_num_identities(
-    features: np.ndarray,
-    camids: np.ndarray | None = None,
-    k: int = 40,
-    backend: str = "auto",
-) -> int:
-    """Estimate how many identities unlabeled features contain.
-
-    Inverse-count estimator: split the log k-NN distances of all images into
-    "same identity" (short) and "other identity" (long) with Otsu's threshold; an
-    image with c short neighbours belongs to an identity of about c + 1 images, so
-    each image adds 1 / (c + 1) and each identity adds about 1 in total. Unlike
-    counting single-linkage components, one stray short edge between two
-    identities moves the estimate by little. With ``camids`` (known to an edge
-    without labels; not identity labels) each camera's mean feature is removed
-    first, so camera bias does not split an identity into one cluster per camera.
-
-    Parameters
-    ----------
-    features : np.ndarray, shape (N, d)
-    camids : np.ndarray, shape (N,), optional
-        Camera of each image.
-    k : int
-        Neighbours per image; identities larger than k + 1 images are over-counted.
-    backend : str
-        k-NN backend, see :func:`reid_core.runtime.knn.knn_search`.
-
-    Returns
-    -------
-    int
-        Estimate in 1..N. Measured on synthetic Gaussian identities (2-40 images
-        each, 30-150 identities; tests/reid_core/test_profiler.py): within 1% when
-        identities are separated (median error 0.3%); where intra distances
-        approach inter ones (d=64, noise 1.0-1.2) from -19% (pairs of images) to
-        +127% (identities of 10-40 images). It assumes identities of >= 2 images.
-    """
-    features = np.asarray(features, dtype=np.float32)
-    if features.ndim != 2 or len(features) == 0:
-        raise ValueError(f"features must be a non-empty (N, d) array, got shape {features.shape}")
-    num_points = len(features)
-    if num_points < 3:
-        return num_points
-    if camids is not None:
-        camids = np.asarray(camids)
-        if camids.shape != (num_points,):
-            raise ValueError(f"camids must have shape ({num_points},), got {camids.shape}")
-        features = features.copy()
-        for cam in np.unique(camids):
-            features[camids == cam] -= features[camids == cam].mean(axis=0)
-        norms = np.linalg.norm(features, axis=1, keepdims=True)
-        features /= np.maximum(norms, 1e-12)
-    dist, _ = knn_search(features, min(k, num_points - 1), backend=backend)
-    log_dist = np.log(np.maximum(dist.astype(np.float64), 1e-12))
-    if np.ptp(log_dist) == 0.0:
-        return num_points  # no gap to find: every neighbour equally far
-    short = np.sum(log_dist <= _otsu_threshold(log_dist.ravel()), axis=1)
-    estimate = int(np.clip(round(float(np.sum(1.0 / (short + 1)))), 1, num_points))
-    logger.info("estimated %d identities among %d images", estimate, num_points)
-    return estimate
-
-
 def camera_floor(camids: np.ndarray) -> int:
     """Fewest clusters an edge keeps under ``pc.camera_floor``: ceil(N / number of cameras).
 
@@ -152,28 +79,57 @@ class Profiler:
         (or from ``num_clusters`` at round 0, when every image is its own cluster).
     """
 
+    STATE_KEYS = ("num_images", "estimated_identities", "estimate_trusted")
+
     def __init__(self, config: ClusterConfig, total_merge_steps: int, num_images: int | None = None) -> None:
         if config.mode not in MODES:
             raise ValueError(f"unknown cluster mode {config.mode!r}; expected one of {MODES}")
         if total_merge_steps < 1:
             raise ValueError(f"total_merge_steps must be >= 1, got {total_merge_steps}")
+        if config.estimator not in ESTIMATORS:
+            raise ValueError(f"unknown identity estimator {config.estimator!r}; expected one of {ESTIMATORS}")
         self.config = config
         self.total_merge_steps = total_merge_steps
         self.num_images = num_images
-        self.estimated_identities: int | None = None
+        self.estimate: IdentityEstimate | None = None  # the latest, from this round's features
+
+    @property
+    def wants_received_features(self) -> bool:
+        """True when the estimate also reads the received model's features, before round 1 trains."""
+        return (self.config.mode == "personalized" and self.config.num_identities is None
+                and self.config.estimator == "per_camera")
+
+    def observe(self, features: np.ndarray, camids: np.ndarray | None) -> IdentityEstimate:
+        """Estimate the edge's identities from these features.
+
+        ``inverse_count``: once, from the first features seen, over all images (always trusted).
+        ``per_camera``: every call; the edge keeps its latest trusted estimate. Why keep one: training on pseudo-labels first pushes every image away from all others
+        (round 1 trains each image as its own identity), so an edge's near-duplicates can stand
+        apart in the received model's features and no longer after training (cuhk03: trusted and
+        within 1% on the ImageNet features, untrusted after three rounds), or the other way round
+        (VIPeR, PRID2011).
+        """
+        if self.config.estimator == "inverse_count":
+            if self.estimate is None:
+                self.estimate = IdentityEstimate(estimate_num_identities(features, camids), True)
+            return self.estimate
+        new = estimate_identities(features, camids)
+        if new.trusted or self.estimate is None or not self.estimate.trusted:
+            self.estimate = new
+        return self.estimate
 
     def target_clusters(self, features: np.ndarray | None = None, camids: np.ndarray | None = None) -> int:
-        """The operator's identity count, else the (cached) estimate."""
+        """The operator's identity count, else the estimate (from `features` when given)."""
         if self.config.num_identities is not None:
             return int(self.config.num_identities)
-        if self.estimated_identities is None:
-            if features is None:
-                raise ValueError(
-                    "personalized clustering needs features to estimate the number of identities "
-                    "(or set ClusterConfig.num_identities)"
-                )
-            self.estimated_identities = estimate_num_identities(features, camids)
-        return self.estimated_identities
+        if features is not None:
+            self.observe(features, camids)
+        if self.estimate is None:
+            raise ValueError(
+                "personalized clustering needs features to estimate the number of identities "
+                "(or set ClusterConfig.num_identities)"
+            )
+        return self.estimate.count
 
     def num_merge(self, round_idx: int, num_clusters: int, features: np.ndarray | None = None,
                   camids: np.ndarray | None = None) -> int:
@@ -192,11 +148,18 @@ class Profiler:
             if camids is None:
                 raise ValueError("pc.camera_floor needs the camera id of every training image")
             floor = camera_floor(camids)
-        if self.config.mode == "fixed":
+        fixed = self.config.mode == "fixed"
+        if not fixed:
+            target = max(self.target_clusters(features, camids), floor)
+            # an untrusted estimate steers nothing: the baseline's amount (the operator's count is trusted)
+            fixed = self.config.num_identities is None and not self.estimate.trusted
+            if fixed:
+                logger.info("identity estimate %d not trusted (%s): merging the fixed amount",
+                            self.estimate.count, self.estimate.reason)
+        if fixed:
             if self.num_images is None:
                 raise ValueError("fixed merging needs the number of images (pass features or num_images)")
             return max(0, min(fixed_merge_amount(self.num_images, self.config.merge_percent), num_clusters - floor))
-        target = max(self.target_clusters(features, camids), floor)
         amount = personalized_merge_amount(num_clusters, target, self.total_merge_steps - round_idx)
         if self.config.max_merge_percent is not None:
             # Why: a target reached in few steps merges 15-30% of N per step, and with weak
@@ -208,13 +171,17 @@ class Profiler:
 
     def state_dict(self) -> dict[str, Any]:
         """JSON-friendly state to restore after a restart."""
-        return {"num_images": self.num_images, "estimated_identities": self.estimated_identities}
+        est = self.estimate
+        return {"num_images": self.num_images, "estimated_identities": est.count if est else None,
+                "estimate_trusted": est.trusted if est else None}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore :meth:`state_dict` output (missing keys keep their value)."""
-        unknown = set(state) - {"num_images", "estimated_identities"}
+        unknown = set(state) - set(self.STATE_KEYS)
         if unknown:
             raise ValueError(f"unknown profiler state keys: {sorted(unknown)}")
-        for key in ("num_images", "estimated_identities"):
-            if state.get(key) is not None:
-                setattr(self, key, int(state[key]))
+        if state.get("num_images") is not None:
+            self.num_images = int(state["num_images"])
+        if state.get("estimated_identities") is not None:
+            self.estimate = IdentityEstimate(int(state["estimated_identities"]),
+                                             bool(state.get("estimate_trusted", True)))

@@ -39,12 +39,13 @@ def _relabel(edge, pid_of):
 
 
 @pytest.mark.parametrize("options", [(), ("pc.camera_normalize=true", "train.local_bn=true"),
+                                     ("pc.mode=personalized", "pc.estimator=per_camera"),
                                      pytest.param(("learner=cc", "cc.k1=8", "cc.k2=3"),
                                                   marks=pytest.mark.slow),  # ~80 s on 2 busy cores
                                      pytest.param(("learner=cc", "cc.k1=8", "cc.k2=3", "cc.camera_means=true",
                                                    "cc.camera_penalty=0.3", "cc.memory=camera", "cc.epoch_size=all"),
                                                   marks=pytest.mark.slow)],
-                         ids=["paper", "camera-aware", "cc", "cc-camera-aware"])
+                         ids=["paper", "camera-aware", "per-camera-estimate", "cc", "cc-camera-aware"])
 def test_shuffled_training_identities_give_identical_models_and_labels(smoke_root: Path, tmp_path: Path,
                                                                       monkeypatch: pytest.MonkeyPatch, options):
     from reid_core.data import market
@@ -80,3 +81,15 @@ def test_shuffled_training_identities_give_identical_models_and_labels(smoke_roo
         assert merged_a["merged"] > 0 and "diag-merge-precision" in merged_a
     # the diagnostics did read the (shuffled) identities: only they differ
     assert merged_a["diag-identities"] != merged_b["diag-identities"]
+
+
+def test_the_identity_estimate_is_reported_every_round_beside_the_true_count(smoke_root: Path, tmp_path: Path):
+    """Personalized Clustering's estimate (features and camera ids only) in every round's metrics, the last too."""
+    edge = _learner(smoke_root / "edge_a", tmp_path / "pc", ("pc.mode=personalized", "pc.estimator=per_camera"))
+    arrays = None
+    for rnd in (1, 2, 3):
+        arrays, metrics = edge.train_round(arrays, rnd)
+        assert 1 <= metrics["identities-estimate"] <= metrics["num-examples"]
+        assert metrics["identities-estimate-trusted"] in (0, 1)
+        assert metrics["diag-identities"] == len({s.pid for s in edge.dataset.train})
+    assert metrics["merged"] == 0  # the last round only estimates

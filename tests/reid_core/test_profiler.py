@@ -1,4 +1,4 @@
-"""Tests for reid_core.personalization.personalized_clustering: merge amounts, identity estimate, Profiler state."""
+"""Tests for reid_core.personalization.personalized_clustering: merge amounts, the inverse-count estimate, Profiler state."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import torch
 from reid_core.runtime import knn
 from reid_core.personalization import personalized_clustering as profiler_module
 from reid_core.config.schema import ClusterConfig
+from reid_core.personalization.identity_count import IdentityEstimate, estimate_num_identities
 from reid_core.personalization.personalized_clustering import (
     Profiler,
-    estimate_num_identities,
     fixed_merge_amount,
     personalized_merge_amount,
 )
@@ -115,7 +115,47 @@ def test_personalized_profiler_with_known_identities():
     assert [prof.num_merge(0, 100), prof.num_merge(1, 80), prof.num_merge(2, 60)] == [20, 20, 20]
 
 
-def test_personalized_profiler_estimates_once_and_restores(monkeypatch):
+def fake_estimates(monkeypatch, *estimates):
+    """The profiler's estimator answers `estimates` in turn; returns the list of feature counts it saw."""
+    calls, answers = [], list(estimates)
+
+    def fake(features, camids=None):
+        calls.append(len(features))
+        return answers.pop(0)
+
+    monkeypatch.setattr(profiler_module, "estimate_identities", fake)
+    return calls
+
+
+def test_per_camera_profiler_estimates_every_round_and_restores(monkeypatch):
+    calls = fake_estimates(monkeypatch, IdentityEstimate(10, True), IdentityEstimate(10, True))
+    feats = np.zeros((100, 4), dtype=np.float32)
+    prof = Profiler(ClusterConfig(mode="personalized", estimator="per_camera"), total_merge_steps=3)
+    assert prof.num_merge(0, 100, features=feats) == 30
+    assert prof.num_merge(1, 70, features=feats) == 30
+    assert calls == [100, 100]
+    restored = Profiler(ClusterConfig(mode="personalized", estimator="per_camera"), total_merge_steps=3)
+    restored.load_state_dict(prof.state_dict())
+    assert restored.state_dict() == {"num_images": 100, "estimated_identities": 10, "estimate_trusted": True}
+    assert restored.num_merge(2, 40) == 30  # no features needed any more
+    assert calls == [100, 100]
+
+
+def test_an_untrusted_estimate_merges_the_fixed_amount(monkeypatch):
+    fake_estimates(monkeypatch, IdentityEstimate(10, False, reason="camera 1 (0.30)"))
+    prof = Profiler(ClusterConfig(mode="personalized", merge_percent=0.05, estimator="per_camera"), total_merge_steps=3)
+    assert prof.num_merge(0, 100, features=np.zeros((100, 4), dtype=np.float32)) == 5  # not (100 - 10) / 3
+
+
+def test_a_trusted_estimate_is_kept_over_later_untrusted_ones(monkeypatch):
+    fake_estimates(monkeypatch, IdentityEstimate(20, False), IdentityEstimate(40, True), IdentityEstimate(5, False),
+                   IdentityEstimate(30, True))
+    prof = Profiler(ClusterConfig(mode="personalized", estimator="per_camera"), total_merge_steps=3)
+    feats = np.zeros((100, 4), dtype=np.float32)
+    assert [prof.observe(feats, None).count for _ in range(4)] == [20, 40, 40, 30]
+
+
+def test_inverse_count_profiler_estimates_once(monkeypatch):
     calls = []
 
     def fake_estimate(features, camids=None):
@@ -125,14 +165,14 @@ def test_personalized_profiler_estimates_once_and_restores(monkeypatch):
     monkeypatch.setattr(profiler_module, "estimate_num_identities", fake_estimate)
     feats = np.zeros((100, 4), dtype=np.float32)
     prof = Profiler(ClusterConfig(mode="personalized"), total_merge_steps=3)
-    assert prof.num_merge(0, 100, features=feats) == 30
-    assert prof.num_merge(1, 70, features=feats) == 30
+    assert not prof.wants_received_features
+    assert [prof.num_merge(0, 100, features=feats), prof.num_merge(1, 70, features=feats)] == [30, 30]
     assert calls == [100]
-    restored = Profiler(ClusterConfig(mode="personalized"), total_merge_steps=3)
-    restored.load_state_dict(prof.state_dict())
-    assert restored.state_dict() == {"num_images": 100, "estimated_identities": 10}
-    assert restored.num_merge(2, 40) == 30  # no features needed any more
-    assert calls == [100]
+
+
+def test_unknown_estimator_is_named():
+    with pytest.raises(ValueError, match="estimator"):
+        Profiler(ClusterConfig(mode="personalized", estimator="guess"), total_merge_steps=3)
 
 
 def test_personalized_profiler_needs_features_or_count():

@@ -42,6 +42,11 @@ class BUCLearner(EdgeLearner):
         super()._restore(arrays, meta)
         self.profiler.load_state_dict(meta.get("profiler", {}))
 
+    def _cluster_features(self, model: ReIDNet, camids: np.ndarray) -> np.ndarray:
+        """The features the merge (and the identity estimate) sees."""
+        feats = self._features(model, self.cfg.cluster.feature)
+        return remove_camera_means(feats, camids) if self.cfg.cluster.camera_normalize else feats
+
     def _local_step(self, model: ReIDNet, server_round: int, total_rounds: int) -> LocalStep:
         """Train on the current clusters, then merge as many as Personalized Clustering asks."""
         tc = self.cfg.train
@@ -54,6 +59,9 @@ class BUCLearner(EdgeLearner):
         if tc.memory_init == "mean":
             memory.init_from_features(embed, self.labels)
         camids = self._camids()
+        wants_estimate = self.cfg.cluster.mode == "personalized" and self.cfg.cluster.num_identities is None
+        if first and self.profiler.wants_received_features:  # the received model's features, before training pushes duplicates apart
+            self.profiler.observe(self._cluster_features(model, camids), camids)
         partners = None
         if tc.cross_camera_weight > 0:  # camera ids only: each image's nearest other-camera image
             partners = cross_camera_partners(embed, camids, mutual=tc.cross_camera_mutual)
@@ -67,18 +75,25 @@ class BUCLearner(EdgeLearner):
             seed=tc.seed * 1000 + server_round, desc=f"{self.name} r{server_round}", partners=partners,
         )
         merged, feats, merge_stats, t_cluster = 0, None, {}, 0.0
-        if server_round < total_rounds:  # no merge after the last round's training
+        last = server_round >= total_rounds  # no merge after the last round's training
+        if not last or wants_estimate:
             t1 = time.time()
-            feats = self._features(model, self.cfg.cluster.feature)
-            if self.cfg.cluster.camera_normalize:
-                feats = remove_camera_means(feats, camids)
-            merged = self.profiler.num_merge(server_round - 1, self.num_clusters, features=feats, camids=camids)
-            merged = min(merged, self.num_clusters - 1)
+            feats = self._cluster_features(model, camids)
+            if last:  # the last round's estimate, reported beside the true count
+                self.profiler.observe(feats, camids)
+            else:
+                merged = self.profiler.num_merge(server_round - 1, self.num_clusters, features=feats, camids=camids)
+                merged = min(merged, self.num_clusters - 1)
             if merged > 0:
                 self.labels = buc_merge(feats, self.labels, merged, self.cfg.cluster.lam,
                                         stats=merge_stats).astype(np.int64)
             t_cluster = time.time() - t1
+        extra = {}
+        if self.profiler.estimate is not None:
+            extra["identities-estimate"] = self.profiler.estimate.count
+            if self.profiler.wants_received_features:  # per_camera judges its estimate; inverse_count cannot
+                extra["identities-estimate-trusted"] = int(self.profiler.estimate.trusted)
         self.memory = memory.to_numpy()
         return LocalStep(trained=result, clusters_trained=clusters_trained, diagnostic_labels=self.labels,
                          features=feats, merge_pairs=merge_stats.get("merge_pairs"), merged=merged,
-                         seconds_cluster=t_cluster)
+                         seconds_cluster=t_cluster, extra=extra)
