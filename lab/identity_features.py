@@ -19,7 +19,7 @@ import numpy as np
 from reid_core.config.settings import load_settings
 from reid_core.federation.start import ensure_synthetic_data
 from reid_core.learners import learner_from_settings
-from reid_core.learners.camera import remove_camera_means
+from reid_core.features import remove_camera_means
 from reid_core.personalization.identity_count import estimate_identities
 
 

@@ -104,3 +104,21 @@ def extract_features(model: nn.Module, paths: Sequence[str], height: int, width:
         logger.warning("%d of %d image(s) failed to decode (e.g. %s); their feature rows are NaN",
                        len(missing), len(paths), examples)
     return features
+
+
+def remove_camera_means(features: np.ndarray, camids: np.ndarray) -> np.ndarray:
+    """Subtract each camera's mean feature, then L2-normalise every row (float32).
+
+    It takes out what all images of one camera share (colour cast, background, viewpoint), so
+    that neighbours are less often "same camera" and more often "same person". Camera ids only.
+    """
+    features = np.asarray(features, dtype=np.float32)
+    camids = np.asarray(camids)
+    if features.ndim != 2 or camids.shape != (len(features),):
+        raise ValueError(f"features (N, d) and camids (N,) expected, got {features.shape} and {camids.shape}")
+    out = features.copy()
+    for cam in np.unique(camids):
+        rows = camids == cam
+        out[rows] -= out[rows].mean(axis=0, dtype=np.float64).astype(np.float32)
+    norms = np.linalg.norm(out, axis=1, keepdims=True)
+    return out / np.maximum(norms, 1e-12)

@@ -1,8 +1,8 @@
 """Camera-aware pieces an edge may use: it knows which of its cameras took each image.
 
-Removing each camera's mean feature takes out what all images of one camera share
-(colour cast, background, viewpoint) before clustering, so that neighbours are less
-often "same camera" and more often "same person". Camera ids only: no identities.
+Each image's nearest image from another camera (a weak second target), and the edge's own
+BatchNorm statistics. Removing each camera's mean feature is `reid_core.features.remove_camera_means`.
+Camera ids only: no identities.
 """
 
 from __future__ import annotations
@@ -11,21 +11,9 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from reid_core.features import remove_camera_means
+
 BN_BUFFERS = ("running_mean", "running_var", "num_batches_tracked")
-
-
-def remove_camera_means(features: np.ndarray, camids: np.ndarray) -> np.ndarray:
-    """Subtract each camera's mean feature, then L2-normalise every row (float32)."""
-    features = np.asarray(features, dtype=np.float32)
-    camids = np.asarray(camids)
-    if features.ndim != 2 or camids.shape != (len(features),):
-        raise ValueError(f"features (N, d) and camids (N,) expected, got {features.shape} and {camids.shape}")
-    out = features.copy()
-    for cam in np.unique(camids):
-        rows = camids == cam
-        out[rows] -= out[rows].mean(axis=0, dtype=np.float64).astype(np.float32)
-    norms = np.linalg.norm(out, axis=1, keepdims=True)
-    return out / np.maximum(norms, 1e-12)
 
 
 def with_local_bn_statistics(received: Mapping[str, np.ndarray],

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from reid_core.learners.camera import remove_camera_means
+from reid_core.features import remove_camera_means
 from reid_core.runtime.knn import knn_search, search_base
 
 logger = logging.getLogger(__name__)

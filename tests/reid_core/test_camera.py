@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from reid_core.learners.camera import remove_camera_means, with_local_bn_statistics
+from reid_core.features import remove_camera_means
+from reid_core.learners.camera import with_local_bn_statistics
 
 
 def test_camera_means_removed_then_rows_normalised():

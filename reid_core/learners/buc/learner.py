@@ -15,11 +15,12 @@ from typing import Any, Mapping
 import numpy as np
 
 from reid_core.config.schema import EarlyStopConfig
+from reid_core.features import remove_camera_means
 from reid_core.learners.base import EdgeLearner, LocalStep
 from reid_core.learners.buc.exemplar_memory import ExemplarMemory
 from reid_core.learners.buc.merge import buc_merge
 from reid_core.learners.buc.trainer import train_epochs
-from reid_core.learners.camera import cross_camera_partners, remove_camera_means
+from reid_core.learners.camera import cross_camera_partners
 from reid_core.models import ReIDNet
 from reid_core.personalization.personalized_clustering import Profiler
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from reid_core.learners.camera import remove_camera_means
+from reid_core.features import remove_camera_means
 from reid_core.learners.cc.jaccard import sparse_jaccard_distance
 
 LARGE_EDGE_IMAGES = 2000
