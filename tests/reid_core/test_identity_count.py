@@ -44,9 +44,14 @@ def test_duplicate_share_against_the_reference_quantile():
         duplicate_share(np.ones(0), other)
 
 
-def test_a_camera_without_near_duplicates_counts_every_image():
-    feats = np.random.default_rng(0).normal(size=(30, 8)).astype(np.float32)
-    assert camera_count(feats, share=0.05) == 30
+def test_camera_count_by_hand():
+    other = np.array([1.0, 1.2, 1.4])  # its 35% quantile: 1.14
+    # two images near each other (1 near neighbour each: 1/2 + 1/2), one alone (1)
+    within = np.array([[0.5, 3.0], [0.5, 3.0], [2.0, 3.0]])
+    assert camera_count(within, other, share=0.6) == 2
+    assert camera_count(within, other, share=0.05) == 3  # no near-duplicates: every image a person
+    with pytest.raises(ValueError, match="within_knn"):
+        camera_count(within[0], other, share=0.6)
 
 
 def test_trust_needs_every_major_camera_clear():
