@@ -80,6 +80,7 @@ class ClusterConfig:
     camera_normalize: bool = False  # remove each camera's mean feature before merging (camera ids only)
     camera_floor: bool = False  # never merge below ceil(N / cameras) clusters (camera ids only)
     max_merge_percent: float | None = None  # personalized: merge at most this share of N per step
+    target_ratio: float = 1.0  # personalized: end at target_ratio x the identities
     estimator: str = "inverse_count"  # identities unknown: inverse_count | per_camera
 
 

@@ -365,6 +365,7 @@ def validate(s: Settings, check_data: bool = True) -> None:
     c = s.cluster
     _require(c.mode in ("fixed", "personalized"), "pc.mode", f"unknown '{c.mode}', choose fixed|personalized")
     _require(0.0 < c.merge_percent < 1.0, "pc.merge_percent", "must be in (0, 1)")
+    _require(c.target_ratio >= 1.0, "pc.target_ratio", f"must be >= 1 (clusters per identity), got {c.target_ratio!r}")
     _require(c.estimator in ESTIMATORS, "pc.estimator", f"unknown '{c.estimator}', choose {'|'.join(ESTIMATORS)}")
     _require(c.lam >= 0.0, "pc.lam", "must be >= 0")
     _require(c.max_merge_percent is None or 0.0 < c.max_merge_percent < 1.0, "pc.max_merge_percent",

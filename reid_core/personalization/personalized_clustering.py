@@ -150,7 +150,7 @@ class Profiler:
             floor = camera_floor(camids)
         fixed = self.config.mode == "fixed"
         if not fixed:
-            target = max(self.target_clusters(features, camids), floor)
+            target = max(math.ceil(self.config.target_ratio * self.target_clusters(features, camids)), floor)
             # an untrusted estimate steers nothing: the baseline's amount (the operator's count is trusted)
             fixed = self.config.num_identities is None and not self.estimate.trusted
             if fixed:
