@@ -50,6 +50,10 @@ def test_camera_count_by_hand():
     within = np.array([[0.5, 3.0], [0.5, 3.0], [2.0, 3.0]])
     assert camera_count(within, other, share=0.6) == 2
     assert camera_count(within, other, share=0.05) == 3  # no near-duplicates: every image a person
+    # in between: the camera's own split (Otsu on log distances) finds the pair's 0.01 short
+    own = np.array([[0.01, 3.0], [0.01, 3.0], [3.0, 3.0]])
+    assert camera_count(own, other, share=0.3) == 2
+    assert camera_count(own, np.full(3, 0.005), share=0.6) == 3  # clear: nothing nearer than the reference
     with pytest.raises(ValueError, match="within_knn"):
         camera_count(within[0], other, share=0.6)
 

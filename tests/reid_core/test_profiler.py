@@ -229,3 +229,15 @@ def test_max_merge_percent_is_checked_by_the_settings():
     from reid_core.config.settings import load_settings
     with pytest.raises(ValueError, match="pc.max_merge_percent"):
         load_settings(["experiment=smoke", "pc.max_merge_percent=1.5"], check_data=False)
+
+
+def test_target_ratio_ends_above_the_identity_count():
+    prof = Profiler(ClusterConfig(mode="personalized", num_identities=20, target_ratio=1.5), total_merge_steps=2)
+    assert [prof.num_merge(0, 100), prof.num_merge(1, 65)] == [35, 35]  # ends at 30 = 1.5 x 20
+
+
+def test_target_ratio_below_one_is_refused_naming_the_key():
+    from reid_core.config.settings import load_settings
+
+    with pytest.raises(ValueError, match="pc.target_ratio"):
+        load_settings(["experiment=smoke", "pc.target_ratio=0.5"], check_data=False)
