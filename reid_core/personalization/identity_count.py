@@ -17,9 +17,10 @@ c neighbours nearer than the reference's COUNT_QUANTILE adds 1 / (c + 1). (Otsu'
 the camera's own distances, as in `estimate_num_identities`, under-counts once training has
 pulled one camera's different people together: 22 / 20 / 24 / 10 / 18 for the demo's
 35 / 30 / 40 / 15 / 25 people after round 1.)
-In between, the features cannot tell a second image of one person from a look-alike,
-and the estimate is marked untrusted: Personalized Clustering then merges the
-baseline's fixed amount instead (measured per client in docs/results.md).
+In between, the features cannot tell a second image of one person from a look-alike:
+the camera's own split counts it, and the estimate is marked untrusted; Personalized
+Clustering then merges the baseline's fixed amount instead (measured per client in
+docs/results.md).
 
 Camera ids only; no identity label is read.
 """
@@ -47,7 +48,8 @@ NONE_BELOW = 0.10
 CLEAR_ABOVE = 0.50
 # Neighbours nearer than this quantile of the reference count as the same person. Chosen on the
 # features of the demo (round 0, the last round of two runs) and of the real sets (round 0, round 3):
-# 0.25-0.40 keep every trusted estimate within 33%, 0.35 within 27% (docs/results.md).
+# quantiles 0.25-0.40 kept every trusted estimate within 33% of the true count, 0.35 within 25%
+# (docs/results.md, "Counting an edge's people").
 COUNT_QUANTILE = 0.35
 # Neighbours each image looks at within its camera: people seen more often in one camera are over-counted.
 COUNT_NEIGHBOURS = 30
