@@ -60,7 +60,6 @@ class BUCLearner(EdgeLearner):
         if tc.memory_init == "mean":
             memory.init_from_features(embed, self.labels)
         camids = self._camids()
-        wants_estimate = self.cfg.cluster.mode == "personalized" and self.cfg.cluster.num_identities is None
         if first and self.profiler.wants_received_features:  # the received model's features, before training pushes duplicates apart
             self.profiler.observe(self._cluster_features(model, camids), camids)
         partners = None
@@ -77,7 +76,8 @@ class BUCLearner(EdgeLearner):
         )
         merged, feats, merge_stats, t_cluster = 0, None, {}, 0.0
         last = server_round >= total_rounds  # no merge after the last round's training
-        if not last or wants_estimate:
+        # per_camera estimates again on the last round's features (reported); inverse_count keeps its one estimate
+        if not last or self.profiler.wants_received_features:
             t1 = time.time()
             feats = self._cluster_features(model, camids)
             if last:  # the last round's estimate, reported beside the true count
