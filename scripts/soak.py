@@ -115,9 +115,11 @@ def make_edges(data: Path, count: int) -> list[str]:
 
 def run_config(work: Path, data: Path, names: list[str], args: argparse.Namespace) -> Path:
     # a phase waits for a killed node until the SuperLink declares it gone (2 missed 30 s heartbeats)
-    # or the timeout; the edges evaluate after round 0, every k-th round and the last
+    # or, once min_clients answered, until no edge answered for federation.grace seconds; the edges
+    # evaluate after round 0, every k-th round and the last
     overrides = [f"rounds={args.rounds}", f"federation.min_clients={args.min_clients}",
                  f"federation.timeout={args.phase_timeout}", f"federation.evaluate_every={args.evaluate_every}",
+                 f"federation.grace={args.grace}",
                  "train.first_round_epochs=1",
                  "train.epochs=1", f"run_dir={work / 'run'}", f"data.root={data}", "data.synth_preset=null",
                  f"data.clients=[{','.join(names)}]"]
@@ -223,6 +225,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kill-every", type=float, default=30.0, help="seconds between SuperNode kills")
     parser.add_argument("--phase-timeout", type=int, default=300, help="federation.timeout: seconds a phase "
                         "waits; short ones leave ClientApps working past it, slowing the next phase")
+    parser.add_argument("--grace", type=float, default=20.0, help="federation.grace: quiet seconds after which "
+                        "a phase with min_clients answers goes on without the others")
     parser.add_argument("--evaluate-every", type=int, default=10, help="federation.evaluate_every of the run")
     parser.add_argument("--max-kills", type=int, default=200)
     parser.add_argument("--restart-link-after", type=int, default=None, help="round after which the SuperLink "

@@ -16,6 +16,7 @@ from reid_core.federation.report import markdown_table, write_run_outputs
 from reid_core.federation.start import (checkpoint_dir, ensure_synthetic_data, initial_state, privacy, run_meta,
                                         screening)
 from server_app.accounting import Accountant
+from server_app.quorum_grid import QuorumGrid
 from server_app.secure import secure_rounds
 from server_app.strategy import FedUReIDStrategy
 
@@ -49,6 +50,8 @@ def main(grid: Grid, context: Context) -> None:
                                 privacy=privacy(settings),
                                 account=Accountant(fed.dp_delta, len(settings.clients), state.history)
                                 if fed.dp_noise_multiplier > 0 else None)
+    if fed.grace is not None and not fed.secure_aggregation:  # SecAgg+ has its own threshold of edges
+        grid = QuorumGrid(grid, quorum=fed.min_clients, grace=fed.grace)
     if remaining > 0 and state.round == 0 and not state.history:
         strategy.evaluate_initial(grid, to_record(state.global_arrays), fed.timeout)
     if remaining > 0 and fed.secure_aggregation:

@@ -23,6 +23,10 @@ from reid_core.federation.screening import Screening
 from reid_core.federation.state import ServerState
 
 
+# An edge whose reply did not come before its phase ended (the timeout, or the grace after a quorum)
+NO_REPLY = "no reply before the phase ended (federation.timeout, or federation.grace after min_clients)"
+
+
 class FedUReIDStrategy(FedAvg):
     """FedAvg over edges' backbones with mu-personalised downlink, state keyed by client name.
 
@@ -81,11 +85,11 @@ class FedUReIDStrategy(FedAvg):
         return sent.get(reply.metadata.reply_to_message_id, reply.metadata.src_node_id)
 
     def _unanswered(self, rnd: int, replies: list[Message], phase: str) -> None:
-        """Name the edges whose reply did not come within the phase's timeout (Flower returns none for them)."""
+        """Name the edges whose reply did not come before the phase ended (Flower returns none for them)."""
         answered = {m.metadata.reply_to_message_id for m in replies}
         for meta in self._sent:
             if meta.message_id and meta.message_id not in answered:
-                self.core.reject(rnd, self.client_name(meta.dst_node_id), "no reply within federation.timeout", phase)
+                self.core.reject(rnd, self.client_name(meta.dst_node_id), NO_REPLY, phase)
 
     def client_name(self, node_id: int) -> str:
         """Stable name of a node, or a placeholder when it never told us."""

@@ -51,6 +51,7 @@ class FederationConfig:
     pu_where: str = "cloud"  # cloud | edge
     min_clients: int = 2
     timeout: float = 3600.0
+    grace: float | None = None  # quorum met: a phase goes on after this many quiet seconds (None: waits for all)
     client_cpus: int = 1  # simulation: CPUs per virtual SuperNode (Flower takes whole CPUs)
     client_gpus: float = 0.0
     checkpoint: bool = True
@@ -265,6 +266,8 @@ def _typed(value: Any, hint: Any, key: str) -> Any:
     if value is None and type(None) in allowed:
         return None
     for kind in allowed:
+        if kind is type(None):  # a value was given: it must be one of the other kinds
+            continue
         if kind is float and isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
         if kind in (int, str) and isinstance(value, kind) and not isinstance(value, bool):
@@ -333,6 +336,8 @@ def validate(s: Settings, check_data: bool = True) -> None:
     _require(fed.pu_where in ("cloud", "edge"), "pu.where", f"must be 'cloud' or 'edge', got {fed.pu_where!r}")
     _require(fed.min_clients >= 1, "federation.min_clients", f"must be >= 1, got {fed.min_clients!r}")
     _require(fed.timeout > 0, "federation.timeout", "must be > 0")
+    _require(fed.grace is None or fed.grace >= 0, "federation.grace",
+             f"must be null (wait for every edge) or seconds >= 0, got {fed.grace!r}")
     _require(fed.count_growth == 0 or fed.count_growth >= 1, "federation.count_growth",
              f"must be 0 (off) or >= 1 (an honest edge's count does not shrink its weight), got {fed.count_growth!r}")
     _require(fed.aggregation in AGGREGATIONS, "federation.aggregation",

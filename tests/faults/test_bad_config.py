@@ -29,6 +29,9 @@ CASES = [
     (["data=nope"], "data"),
     (["data.root=/nonexistent/fedureid-data", "data.synth_preset=null"], "data.root"),
     (["federation.min_clients=0"], "federation.min_clients"),
+    (["federation.grace=-1"], "federation.grace"),
+    (["federation.grace=soon"], "federation.grace: must be a number or null"),
+    (["pc.max_merge_percent=lots"], "pc.max_merge_percent: must be a number or null"),
     (["pu.where=moon"], "pu.where"),
     (["no_such_key=1"], "no_such_key"),
     (["pu.mu=abc"], "pu.mu: must be a number, got 'abc'"),  # a type error, not a traceback

@@ -1,0 +1,50 @@
+"""A Grid whose train and evaluate phases go on once `min_clients` answered and nobody answered for `grace` s.
+
+Flower's `Grid.send_and_receive` waits for every reply or the timeout. Here the same push and
+pull, with `reid_core.federation.quorum.stop_waiting` deciding when to stop: a killed edge
+(declared gone by the SuperLink only after two missed heartbeats) or a straggler no longer holds
+the whole round. Queries for client names still wait for every edge: the strategy needs each
+node's name before it sends that node a personalised model.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+
+from flwr.app import Message, MessageType
+from flwr.serverapp import Grid
+
+from reid_core.federation.quorum import stop_waiting
+
+QUORUM_PHASES = (MessageType.TRAIN, MessageType.EVALUATE)
+
+
+class QuorumGrid:
+    """Wraps a Grid; everything but `send_and_receive` goes to the wrapped one."""
+
+    def __init__(self, grid: Grid, quorum: int, grace: float, poll_s: float = 1.0,
+                 clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> None:
+        self._grid, self.quorum, self.grace, self.poll_s = grid, quorum, grace, poll_s
+        self._clock, self._sleep = clock, sleep
+
+    def __getattr__(self, name: str):
+        return getattr(self._grid, name)
+
+    def send_and_receive(self, messages: Iterable[Message], *, timeout: float | None = None) -> list[Message]:
+        messages = list(messages)
+        grace = self.grace if messages and all(m.metadata.message_type in QUORUM_PHASES for m in messages) else None
+        pending = set(self._grid.push_messages(messages))
+        start = last_reply = self._clock()
+        replies: list[Message] = []
+        while True:
+            got = list(self._grid.pull_messages(pending))
+            replies.extend(got)
+            pending.difference_update(m.metadata.reply_to_message_id for m in got)
+            now = self._clock()
+            if got:
+                last_reply = now
+            answered = sum(not m.has_error() for m in replies)
+            if stop_waiting(now - start, len(pending), answered, self.quorum, timeout, grace, now - last_reply):
+                return replies
+            self._sleep(self.poll_s)
