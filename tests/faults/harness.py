@@ -85,6 +85,8 @@ class InProcessGrid(Grid):
 
     def __post_init__(self) -> None:
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=EDGE_THREAD_PREFIX)
+        self.pushed = 0  # messages sent through push_messages (a ServerApp with federation.grace)
+        self._waiting: dict[str, Message] = {}
 
     def edge(self, name: str) -> Edge:
         return next(e for e in self.edges if e.name == name)
@@ -104,10 +106,15 @@ class InProcessGrid(Grid):
         return [e.node_id for e in self.edges if e.online]
 
     def push_messages(self, messages):  # noqa: D102
-        raise NotImplementedError("use send_and_receive")
+        """Deliver now (as send_and_receive does); the replies wait for pull_messages."""
+        messages = list(messages)
+        self.pushed += len(messages)
+        for reply in self.send_and_receive(messages):
+            self._waiting[reply.metadata.reply_to_message_id] = reply
+        return [m.metadata.message_id for m in messages]
 
     def pull_messages(self, message_ids):  # noqa: D102
-        raise NotImplementedError("use send_and_receive")
+        return [self._waiting.pop(i) for i in list(message_ids) if i in self._waiting]
 
     def send_and_receive(self, messages: Iterable[Message], *, timeout: float | None = None) -> list[Message]:
         messages = list(messages)
