@@ -12,8 +12,8 @@ from server_app.strategy import NO_REPLY
 pytestmark = pytest.mark.faults
 
 
-def test_an_edge_mute_in_one_phase_is_named_and_the_round_completes(smoke_root: Path, tmp_path: Path):
-    rc = run_config(tmp_path / "run", CLIENTS, smoke_root, rounds=2)
+def _edge_b_mute_in_round_2_training(smoke_root: Path, tmp_path: Path, *extra: str):
+    rc = run_config(tmp_path / "run", CLIENTS, smoke_root, *extra, rounds=2)
     grid = make_grid(smoke_root, tmp_path / "edge_state", rc)
     edge_b = grid.edge("edge_b")
 
@@ -21,7 +21,11 @@ def test_an_edge_mute_in_one_phase_is_named_and_the_round_completes(smoke_root: 
         edge_b.mute = batch == "train" and rnd == 2
 
     grid.before_send = before_send
-    run = run_federation(grid, rc, tmp_path / "run", smoke_root, tmp_path / "edge_state")
+    return run_federation(grid, rc, tmp_path / "run", smoke_root, tmp_path / "edge_state"), grid
+
+
+def test_an_edge_mute_in_one_phase_is_named_and_the_round_completes(smoke_root: Path, tmp_path: Path):
+    run, _ = _edge_b_mute_in_round_2_training(smoke_root, tmp_path)
     assert run.error is None
     r1, r2 = run.metrics["rounds"]
     assert r1["rejected"] == []
@@ -32,15 +36,7 @@ def test_an_edge_mute_in_one_phase_is_named_and_the_round_completes(smoke_root: 
 
 def test_with_a_grace_the_phase_goes_on_without_the_mute_edge(smoke_root: Path, tmp_path: Path):
     """federation.grace: once min_clients answered, the phase ends after the quiet spell, not the timeout."""
-    rc = run_config(tmp_path / "run", CLIENTS, smoke_root, "federation.grace=0", "federation.timeout=3600", rounds=2)
-    grid = make_grid(smoke_root, tmp_path / "edge_state", rc)
-    edge_b = grid.edge("edge_b")
-
-    def before_send(batch: str, rnd: int) -> None:
-        edge_b.mute = batch == "train" and rnd == 2
-
-    grid.before_send = before_send
-    run = run_federation(grid, rc, tmp_path / "run", smoke_root, tmp_path / "edge_state")
+    run, grid = _edge_b_mute_in_round_2_training(smoke_root, tmp_path, "federation.grace=0", "federation.timeout=3600")
     assert run.error is None and grid.pushed > 0  # the ServerApp pushed and pulled (QuorumGrid)
     r1, r2 = run.metrics["rounds"]
     assert r1["rejected"] == []
