@@ -50,7 +50,7 @@ def main(grid: Grid, context: Context) -> None:
                                 privacy=privacy(settings),
                                 account=Accountant(fed.dp_delta, len(settings.clients), state.history)
                                 if fed.dp_noise_multiplier > 0 else None)
-    if fed.grace is not None and not fed.secure_aggregation:  # SecAgg+ has its own threshold of edges
+    if fed.grace is not None:  # never with SecAgg+ (refused by the config: it has its own threshold)
         grid = QuorumGrid(grid, quorum=fed.min_clients, grace=fed.grace)
     if remaining > 0 and state.round == 0 and not state.history:
         strategy.evaluate_initial(grid, to_record(state.global_arrays), fed.timeout)

@@ -292,6 +292,8 @@ def _check_secure(fed: FederationConfig) -> None:
     _require(fed.pu_where == "edge", "federation.secure_aggregation",
              "needs pu.where=edge: Personalized Update at the cloud mixes each edge's last model, which secure "
              "aggregation keeps from the cloud; pu.where=edge gives the same personalised model, mixed at the edge")
+    _require(fed.grace is None, "federation.grace",
+             "must be null with federation.secure_aggregation: SecAgg+ waits for its own reconstruction threshold")
     _require(fed.aggregation == "fedavg", "federation.secure_aggregation",
              f"sums the updates, so only aggregation=fedavg applies, got aggregation={fed.aggregation}")
     _require(fed.secagg_num_shares > 2 if fed.secagg_num_shares > 1 else fed.secagg_num_shares > 0,

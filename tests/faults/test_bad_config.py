@@ -32,6 +32,7 @@ CASES = [
     (["federation.grace=-1"], "federation.grace"),
     (["federation.grace=soon"], "federation.grace: must be a number or null"),
     (["pc.max_merge_percent=lots"], "pc.max_merge_percent: must be a number or null"),
+    (["federation.secure_aggregation=true", "pu.where=edge", "federation.grace=10"], "federation.grace: must be null"),
     (["pu.where=moon"], "pu.where"),
     (["no_such_key=1"], "no_such_key"),
     (["pu.mu=abc"], "pu.mu: must be a number, got 'abc'"),  # a type error, not a traceback
