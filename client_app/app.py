@@ -80,7 +80,8 @@ def _received(msg: Message) -> tuple[dict, StartFrom]:
     config = msg.content[rec.CONFIG]
     arrays = rec.from_record(msg.content[rec.ARRAYS])
     edge_mu = float(config.get(rec.MU, 0.0)) if str(config.get(rec.PU_WHERE, "cloud")) == "edge" else None
-    return arrays, lambda local: edge_model(arrays, local, edge_mu)
+    local_bn = bool(config.get(rec.LOCAL_BN, False))
+    return arrays, lambda local: edge_model(arrays, local, edge_mu, local_bn)
 
 
 def _reply(msg: Message, learner: EdgeLearner, metrics: dict, arrays: dict | None = None) -> Message:

@@ -19,6 +19,7 @@ SERVER_ROUND = "server-round"  # the round number, counted over resumed runs
 TOTAL_ROUNDS = "total-rounds"  # the run's rounds (0: the edge's config decides)
 MU = "mu"                      # Personalized Update's mu
 PU_WHERE = "pu-where"          # cloud | edge: where the personalised model is mixed
+LOCAL_BN = "local-bn"          # PU keeps the edge's own BatchNorm layers
 QUERY = "query"                # a QUERY message asks for this key's value
 ARRAY_NAMES = "array-names"    # secure aggregation: the model's array names (Flower's fit layout has none)
 NAME_SEPARATOR = "\n"          # between ARRAY_NAMES' names

@@ -42,7 +42,8 @@ def main(grid: Grid, context: Context) -> None:
     fed = settings.federation
     log(INFO, "FedUReID: experiment=%s algorithm=%s rounds=%d (remaining %d) mu=%.2f PU at %s",
         settings.experiment, settings.algorithm, settings.rounds, remaining, fed.mu, fed.pu_where)
-    strategy = FedUReIDStrategy(state, mu=fed.mu, pu_where=fed.pu_where, min_clients=fed.min_clients,
+    strategy = FedUReIDStrategy(state, mu=fed.mu, pu_where=fed.pu_where, local_bn=fed.local_bn,
+                                min_clients=fed.min_clients,
                                 checkpoint_dir=checkpoint_dir(settings) if fed.checkpoint else None,
                                 total_rounds=settings.rounds, screening=screening(settings),
                                 rule=aggregation_rule(fed.aggregation, fed.num_malicious, fed.trim),

@@ -39,12 +39,13 @@ class FedUReIDStrategy(FedAvg):
                  checkpoint_dir: str | None = None, total_rounds: int | None = None,
                  query_timeout: float = 600.0, screening: Screening = Screening(),
                  rule: AggregationRule | None = None, evaluate_every: int = 1, privacy: Privacy = Privacy(),
-                 account: Callable[[dict], None] | None = None) -> None:
+                 account: Callable[[dict], None] | None = None, local_bn: bool = False) -> None:
         super().__init__(min_train_nodes=min_clients, min_evaluate_nodes=min_clients,
                          min_available_nodes=min_clients, weighted_by_key=rec.NUM_EXAMPLES)
         self.core = FederationCore(state, mu=mu, pu_where=pu_where, min_clients=min_clients,
                                    checkpoint_dir=checkpoint_dir, say=log, screening=screening, rule=rule,
-                                   evaluate_every=evaluate_every, privacy=privacy, account=account)
+                                   evaluate_every=evaluate_every, privacy=privacy, account=account,
+                                   local_bn=local_bn)
         self.offset = state.round  # Strategy.start counts from 1; we resume after it
         self.total_rounds = total_rounds
         self.query_timeout = query_timeout
@@ -113,6 +114,7 @@ class FedUReIDStrategy(FedAvg):
         config[rec.TOTAL_ROUNDS] = int(self.total_rounds or 0)
         config[rec.MU] = self.core.mu
         config[rec.PU_WHERE] = self.core.pu_where
+        config[rec.LOCAL_BN] = self.core.local_bn
         if self.core.privacy.on:  # the edge clips its change before it leaves (the cloud clips again)
             config[rec.CLIP_NORM] = self.core.privacy.clipping_norm
         glob = rec.from_record(arrays)

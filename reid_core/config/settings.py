@@ -49,6 +49,7 @@ class FederationConfig:
 
     mu: float = 0.0
     pu_where: str = "cloud"  # cloud | edge
+    local_bn: bool = False  # PU keeps each edge's own BatchNorm layers (FedBN)
     min_clients: int = 2
     timeout: float = 3600.0
     grace: float | None = None  # quorum met: a phase goes on after this many quiet seconds (None: waits for all)
@@ -216,8 +217,8 @@ def settings_from_cfg(cfg: Any, overrides: tuple[str, ...] = (), base_dir: str |
         cluster=_build(ClusterConfig, c["pc"], "pc"),
         federation=_build(
             FederationConfig,
-            {**c["federation"], "mu": c["pu"]["mu"], "pu_where": c["pu"]["where"]},
-            "federation", names={"mu": "pu.mu", "pu_where": "pu.where"},
+            {**c["federation"], "mu": c["pu"]["mu"], "pu_where": c["pu"]["where"], "local_bn": c["pu"]["local_bn"]},
+            "federation", names={"mu": "pu.mu", "pu_where": "pu.where", "local_bn": "pu.local_bn"},
         ),
         overrides=overrides,
         learner=str(c["learner"]),

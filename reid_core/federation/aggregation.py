@@ -2,7 +2,9 @@
 
 Personalized Update (PU, the paper's third part): client k trains from
 theta_k = mu * theta_k(its previous local model) + (1 - mu) * theta_global,
-mixed at the cloud (one model per edge) or at the edge (one broadcast).
+mixed at the cloud (one model per edge) or at the edge (one broadcast). With `local_bn` the
+BatchNorm layers are the edge's own (FedBN, Li et al. ICLR 2021): each edge's normalisation
+follows its own cameras, while the convolutions are shared.
 """
 
 from __future__ import annotations
@@ -51,16 +53,25 @@ def weighted_average(models: Sequence[Arrays], weights: Sequence[float]) -> dict
     return out
 
 
-def interpolate(local: Arrays | None, global_: Arrays, mu: float) -> dict[str, np.ndarray]:
+def batchnorm_keys(arrays: Arrays) -> frozenset[str]:
+    """The arrays of every BatchNorm layer (those beside a `running_mean`): affine, statistics, counter."""
+    prefixes = [k[: -len("running_mean")] for k in arrays if k.endswith(".running_mean")]
+    parts = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
+    return frozenset(p + part for p in prefixes for part in parts if p + part in arrays)
+
+
+def interpolate(local: Arrays | None, global_: Arrays, mu: float, local_bn: bool = False) -> dict[str, np.ndarray]:
     """Personalized Update: theta_k = mu * theta_k(local) + (1 - mu) * theta_global.
 
     A client with no previous local model gets the global one. Integer buffers
-    are taken from the global model (they are counters, not weights).
+    are taken from the global model (they are counters, not weights). `local_bn`: the
+    BatchNorm layers are taken whole from the local model (when there is one).
     """
     problem = mu_problem(mu)
     if problem:
         raise ValueError(f"interpolate: {problem}")
-    if local is None or mu == 0.0:
+    own = batchnorm_keys(global_) if local_bn and local is not None else frozenset()
+    if local is None or (mu == 0.0 and not own):
         return {k: np.array(v, copy=True) for k, v in global_.items()}
     if set(local) != set(global_):
         missing = sorted(set(global_) ^ set(local))[:5]
@@ -70,7 +81,9 @@ def interpolate(local: Arrays | None, global_: Arrays, mu: float) -> dict[str, n
         loc = local[key]
         if loc.shape != g.shape:
             raise ValueError(f"interpolate: shape of '{key}' differs: {loc.shape} vs {g.shape}")
-        if _is_float(g):
+        if key in own:
+            out[key] = np.array(loc, copy=True)
+        elif _is_float(g):
             mixed = mu * loc.astype(np.float64) + (1.0 - mu) * g.astype(np.float64)
             out[key] = mixed.astype(g.dtype)
         else:
@@ -78,11 +91,12 @@ def interpolate(local: Arrays | None, global_: Arrays, mu: float) -> dict[str, n
     return out
 
 
-def edge_model(received: Arrays, local: Arrays | None, mu: float | None) -> dict[str, np.ndarray]:
+def edge_model(received: Arrays, local: Arrays | None, mu: float | None,
+               local_bn: bool = False) -> dict[str, np.ndarray]:
     """The model an edge starts from: as received (PU at the cloud, `mu` None) or mixed here with its own."""
     if mu is None:
         return dict(received)
-    return interpolate(local, received, mu)
+    return interpolate(local, received, mu, local_bn)
 
 
 def check_update(update: Arrays, reference: Arrays) -> str | None:

@@ -84,12 +84,13 @@ class FederationCore:
                  checkpoint_dir: str | None = None, say: Say = python_log,
                  screening: Screening = Screening(), rule: AggregationRule | None = None,
                  evaluate_every: int = 1, privacy: Privacy = Privacy(),
-                 account: Callable[[dict], None] | None = None) -> None:
+                 account: Callable[[dict], None] | None = None, local_bn: bool = False) -> None:
         if pu_where not in PU_PLACES:  # the config refused it already: this guards direct use
             raise ValueError(f"pu_where must be one of {PU_PLACES}, got {pu_where!r}")
         self.state = state
         self.mu = float(mu)
         self.pu_where = pu_where
+        self.local_bn = local_bn  # PU keeps each edge's own BatchNorm layers
         self.min_clients = min_clients
         self.checkpoint_dir = checkpoint_dir
         self.say = say
@@ -106,7 +107,7 @@ class FederationCore:
     # ---- downlink -------------------------------------------------------------
     def personalized_arrays(self, name: str, global_arrays: Mapping[str, np.ndarray]) -> dict:
         """theta_k for one client (the global model when it has no local model yet)."""
-        return interpolate(self.state.client_arrays.get(name), global_arrays, self.mu)
+        return interpolate(self.state.client_arrays.get(name), global_arrays, self.mu, self.local_bn)
 
     def downlink(self, name: str, global_arrays: Mapping[str, np.ndarray]) -> Mapping[str, np.ndarray]:
         """What is sent to edge `name`: its personalised model, or the global one when the edge mixes."""
@@ -120,7 +121,7 @@ class FederationCore:
 
     def start_from(self, sent: Mapping[str, np.ndarray]):
         """What an edge sent `sent` (its downlink) starts from, given its own last local model (edge PU mixes)."""
-        return lambda local: edge_model(sent, local, self.edge_mu())
+        return lambda local: edge_model(sent, local, self.edge_mu(), self.local_bn)
 
     # ---- uplink ---------------------------------------------------------------
     @staticmethod

@@ -72,7 +72,7 @@ def federation_core(settings: Settings, say: Say = python_log, rule: Aggregation
     if fed.aggregation != "fedavg" and rule is None:
         raise ConfigError(f"federation.aggregation={fed.aggregation} needs its rule passed in "
                           "(fedureid.aggregators.aggregation_rule); this engine was given none")
-    return FederationCore(initial_state(settings, say), mu=fed.mu, pu_where=fed.pu_where,
+    return FederationCore(initial_state(settings, say), mu=fed.mu, pu_where=fed.pu_where, local_bn=fed.local_bn,
                           min_clients=fed.min_clients,
                           checkpoint_dir=checkpoint_dir(settings) if fed.checkpoint else None, say=say,
                           screening=screening(settings), rule=rule, evaluate_every=fed.evaluate_every,

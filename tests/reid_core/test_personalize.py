@@ -3,11 +3,38 @@
 import numpy as np
 import pytest
 
-from reid_core.federation.aggregation import check_update, interpolate, weighted_average
+from reid_core.federation.aggregation import batchnorm_keys, check_update, edge_model, interpolate, weighted_average
 
 
 def model(w: float, n: int = 0) -> dict:
     return {"w": np.full((2, 2), w, np.float32), "bn.num_batches_tracked": np.array(n, np.int64)}
+
+
+def with_bn(w: float, n: int = 0) -> dict:
+    """A conv followed by a BatchNorm layer, every float array filled with `w`."""
+    return {"conv.weight": np.full(3, w, np.float32), "bn.weight": np.full(2, w, np.float32),
+            "bn.bias": np.full(2, w, np.float32), "bn.running_mean": np.full(2, w, np.float32),
+            "bn.running_var": np.full(2, w, np.float32), "bn.num_batches_tracked": np.array(n, np.int64)}
+
+
+def test_batchnorm_keys_are_the_layers_beside_running_statistics():
+    arrays = {**with_bn(1.0), "fc.weight": np.zeros(2), "fc.bias": np.zeros(2), "embed_bn.running_mean": np.zeros(2),
+              "embed_bn.running_var": np.ones(2)}
+    assert batchnorm_keys(arrays) == {"bn.weight", "bn.bias", "bn.running_mean", "bn.running_var",
+                                      "bn.num_batches_tracked", "embed_bn.running_mean", "embed_bn.running_var"}
+
+
+@pytest.mark.parametrize("mu", [0.0, 0.5, 1.0])
+def test_local_bn_keeps_the_edges_batchnorm_and_mixes_the_rest(mu):
+    out = interpolate(with_bn(2.0, 5), with_bn(10.0, 7), mu, local_bn=True)
+    np.testing.assert_allclose(out["conv.weight"], mu * 2.0 + (1 - mu) * 10.0, rtol=1e-6)
+    for key in ("bn.weight", "bn.bias", "bn.running_mean", "bn.running_var"):
+        np.testing.assert_array_equal(out[key], 2.0)
+    assert out["bn.num_batches_tracked"] == 5
+    # edge PU gives the same model; no local model yet: the global one, BatchNorm included
+    for key, value in edge_model(with_bn(10.0, 7), with_bn(2.0, 5), mu, local_bn=True).items():
+        np.testing.assert_array_equal(value, out[key])
+    assert interpolate(None, with_bn(10.0), mu, local_bn=True)["bn.running_mean"][0] == 10.0
 
 
 @pytest.mark.parametrize("mu", [0.0, 0.25, 0.5, 0.9, 1.0])
