@@ -58,9 +58,9 @@ def reply(node_id, arr, metrics, name=None, error=False):
     return msg
 
 
-def strategy(tmp_path=None, mu=0.5, where="cloud", state=None):
+def strategy(tmp_path=None, mu=0.5, where="cloud", state=None, local_bn=False):
     state = state or ServerState(global_arrays=arrays(0.0))
-    return FedUReIDStrategy(state, mu=mu, pu_where=where, min_clients=1,
+    return FedUReIDStrategy(state, mu=mu, pu_where=where, min_clients=1, local_bn=local_bn,
                             checkpoint_dir=str(tmp_path) if tmp_path else None, total_rounds=5)
 
 
@@ -174,6 +174,30 @@ def test_cloud_and_edge_interpolation_give_same_weights():
     # edge mode sends one identical payload to every node
     payloads = {em.content["arrays"].object_id for em in edge_msgs}
     assert len(payloads) == 1
+
+
+def bn_arrays(w: float) -> dict:
+    return {"w": np.full((3,), w, np.float32), "bn.running_mean": np.full((2,), w, np.float32),
+            "bn.running_var": np.full((2,), w, np.float32)}
+
+
+def test_local_bn_each_edge_starts_from_its_own_batchnorm_at_the_cloud_or_the_edge():
+    grid = FakeGrid({11: "a", 22: "b"})
+    up = {"a": (bn_arrays(1.0), 100), "b": (bn_arrays(4.0), 300)}
+    started = {}
+    for where in ("cloud", "edge"):
+        st = strategy(mu=0.5, where=where, local_bn=True, state=ServerState(global_arrays=bn_arrays(0.0)))
+        train_round(st, grid, up)
+        for m in st.configure_train(2, to_record(st.state.global_arrays), ConfigRecord(), grid):
+            name, cfg = grid.names[m.metadata.dst_node_id], m.content["config"]
+            sent = from_record(m.content["arrays"])
+            started[where, name] = (sent if where == "cloud" else
+                                    interpolate(up[name][0], sent, cfg["mu"], cfg["local-bn"]))  # the ClientApp's mix
+    for name, (local, _) in up.items():
+        for key in ("w", "bn.running_mean", "bn.running_var"):
+            np.testing.assert_array_equal(started["cloud", name][key], started["edge", name][key])
+        np.testing.assert_array_equal(started["cloud", name]["bn.running_mean"], local["bn.running_mean"])
+        np.testing.assert_allclose(started["cloud", name]["w"], 0.5 * local["w"] + 0.5 * 3.25)  # global 3.25
 
 
 @pytest.mark.parametrize("mu, where, distinct_round2", [(0.5, "cloud", 2), (0.5, "edge", 1), (0.0, "cloud", 1)])
