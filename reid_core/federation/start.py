@@ -94,5 +94,5 @@ def run_meta(settings: Settings, started: float, engine: str) -> dict[str, Any]:
     """What metrics.json says of the run besides its rounds."""
     fed = settings.federation
     return {"experiment": settings.experiment, "algorithm": settings.algorithm, "rounds_total": settings.rounds,
-            "mu": fed.mu, "pu_where": fed.pu_where, "clients": list(settings.clients), "engine": engine,
+            "mu": fed.mu, "pu_where": fed.pu_where, "local_bn": fed.local_bn, "clients": list(settings.clients), "engine": engine,
             "wall_s_serverapp": round(time.time() - started, 2), "overrides": list(settings.overrides)}

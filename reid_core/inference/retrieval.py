@@ -3,7 +3,8 @@
 The checkpoint (`run_dir/checkpoint`, see :mod:`reid_core.federation.state`) holds the
 global model and each client's last uploaded local model; the run's metrics.json
 holds the experiment, its overrides and mu. A client's personalised model is
-theta_k = mu * theta_k(local) + (1 - mu) * theta_global, the model it was evaluated with.
+theta_k = mu * theta_k(local) + (1 - mu) * theta_global (BatchNorm the edge's own with
+pu.local_bn), the model it was evaluated with.
 """
 
 from __future__ import annotations
@@ -52,8 +53,8 @@ def checkpoint_dirs(checkpoint: str | os.PathLike) -> tuple[Path, Path]:
     return ckpt, ckpt.parent
 
 
-def run_configs(run_dir: Path, extra_overrides: Sequence[str] = ()) -> tuple[ModelConfig, ImageConfig, float]:
-    """ModelConfig, ImageConfig and mu of a run, from its metrics.json overrides.
+def run_configs(run_dir: Path, extra_overrides: Sequence[str] = ()) -> tuple[ModelConfig, ImageConfig, float, bool]:
+    """ModelConfig, ImageConfig, mu and pu.local_bn of a run, from its metrics.json overrides.
 
     Weights are never read (the checkpoint holds every array) and data paths are not
     checked, so a run folder copied to another machine still loads.
@@ -74,7 +75,7 @@ def run_configs(run_dir: Path, extra_overrides: Sequence[str] = ()) -> tuple[Mod
     except TypeError as err:  # conf/ and the dataclasses disagree (e.g. a renamed key)
         raise ValueError(f"model/image config of run {run_dir} does not fit this code: {err}") from err
     mu = float(meta.get("mu", cfg["pu"]["mu"]))
-    return model, image, mu
+    return model, image, mu, bool(meta.get("local_bn", cfg["pu"]["local_bn"]))
 
 
 def load_model(checkpoint: str | os.PathLike, client: str | None = None, kind: str = "personalized",
@@ -97,7 +98,7 @@ def load_model(checkpoint: str | os.PathLike, client: str | None = None, kind: s
     state = ServerState.load(ckpt_dir)
     if state is None:
         raise FileNotFoundError(f"no checkpoint in {ckpt_dir} (expected state.npz and meta.json)")
-    model_cfg, image_cfg, mu = run_configs(run_dir, extra_overrides)
+    model_cfg, image_cfg, mu, local_bn = run_configs(run_dir, extra_overrides)
     if kind != "global":
         if client is None:
             if len(state.client_arrays) != 1:
@@ -110,7 +111,7 @@ def load_model(checkpoint: str | os.PathLike, client: str | None = None, kind: s
     elif kind == "client":
         arrays = state.client_arrays[client]
     else:
-        arrays = interpolate(state.client_arrays[client], state.global_arrays, mu)
+        arrays = interpolate(state.client_arrays[client], state.global_arrays, mu, local_bn)
     net = build_model(model_cfg)
     load_arrays(net, arrays)
     net.eval()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -24,6 +26,7 @@ from reid_core.inference.view import (
     show_retrieval,
     tile_box,
 )
+from reid_core.federation.state import ServerState
 from reid_core.inference.retrieval import load_model
 
 MU = 0.5  # the fake run's mu (conftest.py)
@@ -122,3 +125,21 @@ def test_title_says_when_the_personalised_model_is_the_global_one(fake_run, smok
     first, second = view.title().split("\n")
     assert first == f"edge_a: {expected}, round 2"
     assert second.startswith(f"rank-1 {view.scores['rank1']:.1f}%  mAP {view.scores['mAP']:.1f}%")
+
+
+def test_personalised_model_keeps_the_clients_batchnorm_when_the_run_did(tmp_path, fake_run):
+    run = tmp_path / "run"
+    shutil.copytree(fake_run, run)
+    meta = json.loads((run / "metrics.json").read_text())
+    (run / "metrics.json").write_text(json.dumps({**meta, "local_bn": True}))
+    bn, conv = "trunk.1.running_mean", "trunk.0.weight"
+    state = ServerState.load(run / "checkpoint")  # fresh models' statistics are all 0: give edge_b its own
+    state.client_arrays["edge_b"][bn] = np.full_like(state.client_arrays["edge_b"][bn], 0.25)
+    state.save(run / "checkpoint")
+    local = load_model(run, "edge_b", kind="client").net.state_dict()
+    glob = load_model(run, kind="global").net.state_dict()
+    mixed = load_model(run, "edge_b").net.state_dict()
+    assert not np.allclose(glob[bn].numpy(), local[bn].numpy())
+    np.testing.assert_array_equal(mixed[bn].numpy(), local[bn].numpy())
+    np.testing.assert_allclose(mixed[conv].numpy(), MU * local[conv].numpy() + (1 - MU) * glob[conv].numpy(),
+                               rtol=1e-5, atol=1e-6)
