@@ -141,9 +141,9 @@ def metrics_of(msg) -> dict:
     return dict(next(iter(msg.content.metric_records.values())))
 
 
-def kill_processes_mentioning(marker: str) -> list[int]:
-    """SIGKILL, by PID, the live processes whose environment or command line holds `marker`
-    (a test's own tmp path: only what that test started). Returns their PIDs."""
+def processes_mentioning(marker: str) -> list[int]:
+    """PIDs of the live processes whose environment or command line holds `marker` (a test's
+    own tmp path: only what that test started)."""
     pids = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit() or int(entry.name) == os.getpid():
@@ -155,6 +155,12 @@ def kill_processes_mentioning(marker: str) -> list[int]:
             continue
         if state != "Z" and marker.encode() in blob:
             pids.append(int(entry.name))
+    return pids
+
+
+def kill_processes_mentioning(marker: str) -> list[int]:
+    """SIGKILL, by PID, the live processes `processes_mentioning(marker)` finds. Returns their PIDs."""
+    pids = processes_mentioning(marker)
     for pid in pids:
         try:
             os.kill(pid, signal.SIGKILL)
