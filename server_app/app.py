@@ -57,7 +57,8 @@ def main(grid: Grid, context: Context) -> None:
         strategy.evaluate_initial(grid, to_record(state.global_arrays), fed.timeout)
     if remaining > 0 and fed.secure_aggregation:
         log(INFO, "secure aggregation (SecAgg+): the cloud sees only the edges' weighted mean change; "
-                  "screening of single updates does not apply")
+                  "screening of single updates does not apply, and each edge weighs its image count "
+                  "(federation.max_share=%g cannot cap a share the cloud never sees)", fed.max_share)
         secure_rounds(strategy, grid, context, fed, remaining, fed.timeout)
     elif remaining > 0:
         strategy.start(grid=grid, initial_arrays=to_record(state.global_arrays), num_rounds=remaining,

@@ -43,7 +43,7 @@ def test_simulate_smoke_end_to_end(tmp_path):
                 assert key in m, key
             assert 0.0 <= m["rank1"] <= m["rank5"] <= m["rank10"] <= 100.0
     assert sorted(metrics["final"]) == clients
-    # round 2: every edge has a local model, so cloud PU (mu 0.8, fedureid) sends 3 different models
+    # round 2: every edge has a local model, so cloud PU (fedureid, mu > 0) sends 3 different models
     t = metrics["rounds"][1]["traffic"]
     assert t["train_down_distinct"] == 3
     assert t["train_up_bytes"] == t["train_down_bytes"] == t["train_down_distinct_bytes"] > 0

@@ -78,7 +78,8 @@ REJECTED = {1: {"edge_b": "NaN or Inf", "edge_c": "shape of"},
 @pytest.fixture(scope="module")
 def tampered_run(smoke_root: Path, tmp_path_factory: pytest.TempPathFactory):
     base = tmp_path_factory.mktemp("bad_updates")
-    rc = run_config(base / "run", CLIENTS, smoke_root, "pu.mu=0.0", rounds=3, min_clients=2)
+    # FedAvg weighted by the counts alone (algorithm=fedureid caps an edge at 40% of the weight)
+    rc = run_config(base / "run", CLIENTS, smoke_root, "pu.mu=0.0", "federation.max_share=1", rounds=3, min_clients=2)
     grid = make_grid(smoke_root, base / "edge_state", rc)
     for name, plan in PLAN.items():
         grid.edge(name).tamper = replace_train_reply(plan)

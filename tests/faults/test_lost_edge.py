@@ -68,9 +68,11 @@ def test_round_completes_without_the_lost_edge_and_logs_it(lost_edge_run):
 @pytest.mark.slow
 def test_returning_edge_gets_its_personalised_model(lost_edge_run):
     from reid_core.federation.aggregation import interpolate, weighted_average
+    from reid_core.federation.screening import capped_shares
     from server_app.app import settings_from_run_config
 
-    mu = settings_from_run_config(lost_edge_run.rc).federation.mu
+    fed = settings_from_run_config(lost_edge_run.rc).federation
+    mu = fed.mu
     assert 0.0 < mu < 1.0
     log = lost_edge_run.logs.text(edge_side=False)
     assert f"client 'edge_c' reconnected as node {RESTARTED_NODE_ID} (was 102)" in log
@@ -79,8 +81,8 @@ def test_returning_edge_gets_its_personalised_model(lost_edge_run):
                   if x.reply.has_content()}
     assert sorted(uploads_r2) == ["edge_a", "edge_b"]
     names = sorted(uploads_r2)
-    global_r2 = weighted_average([arrays_of(uploads_r2[n]) for n in names],
-                                 [metrics_of(uploads_r2[n])["num-examples"] for n in names])
+    shares = capped_shares({n: metrics_of(uploads_r2[n])["num-examples"] for n in names}, fed.max_share)
+    global_r2 = weighted_average([arrays_of(uploads_r2[n]) for n in names], [shares[n] for n in names])
     expected = interpolate(own_r1, global_r2, mu)
     [request] = [x.request for x in lost_edge_run.exchanges("edge_c", "train", 3)]
     assert request.metadata.dst_node_id == RESTARTED_NODE_ID

@@ -7,23 +7,24 @@ import pytest
 from reid_core.config.settings import ConfigError, load_settings
 
 
-def test_default_is_the_demo_with_fedureid_as_published():
-    """The demo runs algorithm=paper (measured best there, README); the command line still picks."""
+def test_default_is_the_demo_with_the_one_fedureid():
+    """The demo runs algorithm=fedureid, the same as on real sets (docs/results.md); the command line still picks."""
     s = load_settings([])
-    assert s.experiment == "demo" and s.algorithm == "paper"
+    assert s.experiment == "demo" and s.algorithm == "fedureid" and s.train.epochs == 8
     assert len(s.clients) >= 4
-    assert s.federation.mu == 0.5 and s.cluster.mode == "personalized" and s.early_stop.rule == "precision"
-    assert s.cluster.max_merge_percent is None and s.early_stop.min_epochs == 1
-    assert load_settings(["algorithm=fedureid"]).federation.mu == 0.8
+    assert s.federation.mu == 0.5 and s.federation.max_share == 0.4
+    assert s.cluster.mode == "personalized" and s.early_stop.rule == "precision"
+    assert load_settings(["algorithm=baseline"]).federation.max_share == 1.0
     paper = load_settings(["experiment=paper"], check_data=False)  # the paper's setting, its algorithm
     assert paper.algorithm == "paper" and paper.federation.mu == 0.5 and paper.train.cross_camera_weight == 0.0
+    assert paper.federation.max_share == 1.0 and paper.cluster.max_merge_percent is None
 
 
 @pytest.mark.parametrize(
     "algorithm, pc, pe, mu",
     [("baseline", "fixed", "none", 0.0), ("pc", "personalized", "none", 0.0), ("pe", "fixed", "precision", 0.0),
-     ("pc_pe", "personalized", "precision", 0.0), ("pu", "fixed", "none", 0.8),
-     ("fedureid", "personalized", "precision", 0.8), ("paper", "personalized", "precision", 0.5)],
+     ("pc_pe", "personalized", "precision", 0.0), ("pu", "fixed", "none", 0.5),
+     ("fedureid", "personalized", "precision", 0.5), ("paper", "personalized", "precision", 0.5)],
 )
 def test_algorithms(algorithm, pc, pe, mu):
     s = load_settings(["experiment=smoke", f"algorithm={algorithm}"])
@@ -77,10 +78,12 @@ def test_real_cpu_schedule_and_camera_options_win_over_the_algorithm(algorithm):
 
 
 def test_fedureid_carries_the_measured_settings_and_paper_the_published_ones():
-    """algorithm=fedureid: PC capped at 5%, PE after 2 epochs, mu 0.8 (docs/results.md section 1);
-    algorithm=paper with the documented overrides is FedUReID and its learner as published."""
+    """algorithm=fedureid: PC capped at 5%, PE after 2 epochs, mu 0.5, no edge above 40% of the weight
+    (docs/results.md section 15); algorithm=paper with the documented overrides is FedUReID and its
+    learner as published."""
     s = load_settings(["experiment=real_cpu", "algorithm=fedureid"], check_data=False)
-    assert (s.cluster.max_merge_percent, s.early_stop.min_epochs, s.federation.mu) == (0.05, 2, 0.8)
+    assert (s.cluster.max_merge_percent, s.early_stop.min_epochs, s.federation.mu) == (0.05, 2, 0.5)
+    assert s.federation.max_share == 0.4
     paper = load_settings(["experiment=real_cpu", "algorithm=paper", "train.cross_camera_weight=0",
                            "pc.camera_floor=false"], check_data=False)
     assert paper.algorithm == "paper" and paper.cluster.mode == "personalized"
