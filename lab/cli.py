@@ -15,8 +15,16 @@ def _subprocess_runner(args: Sequence[str], log_file: Path) -> int:
 
     print(f"  $ fedureid {' '.join(args)}   (log: {log_file})", flush=True)
     with open(log_file, "a") as log:
-        return subprocess.run([sys.executable, "-m", "fedureid.cli", *args], stdout=log,
-                              stderr=subprocess.STDOUT, check=False).returncode
+        child = subprocess.Popen([sys.executable, "-m", "fedureid.cli", *args], stdout=log, stderr=subprocess.STDOUT)
+        try:
+            return child.wait()
+        except BaseException:  # stopped (SIGTERM, Ctrl-C): let the run stop what it started, then make sure
+            child.terminate()
+            try:
+                child.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                child.kill()
+            raise
 
 
 def _retrieval_examples(run_dir: Path, data_root: str, examples: int) -> None:

@@ -1,4 +1,5 @@
-"""`kill` (SIGTERM) on a running `fedureid simulate` stops the Flower processes it started too."""
+"""`kill` (SIGTERM) on a running `fedureid simulate` or `fedureid ablation` stops the Flower
+processes it started too."""
 
 from __future__ import annotations
 
@@ -25,9 +26,10 @@ def _command_lines(pids: list[int]) -> list[str]:
 
 @pytest.mark.slow
 @pytest.mark.timeout(600, method="signal")
-def test_sigterm_on_simulate_leaves_no_superlink_behind(smoke_root: Path, tmp_path: Path):
+@pytest.mark.parametrize("command", [["simulate"], ["ablation", "variants=[baseline]", "examples=0"]])
+def test_sigterm_leaves_no_superlink_behind(smoke_root: Path, tmp_path: Path, command: list[str]):
     repo = Path(__file__).resolve().parents[2]
-    cmd = [sys.executable, "-m", "fedureid.cli", "simulate", "experiment=smoke", f"run_dir={tmp_path / 'run'}",
+    cmd = [sys.executable, "-m", "fedureid.cli", *command, "experiment=smoke", f"run_dir={tmp_path / 'run'}",
            f"data.root={smoke_root}", "data.synth_preset=null", "rounds=50"]
     with open(tmp_path / "cli.log", "wb") as out:
         cli = subprocess.Popen(cmd, cwd=repo, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
