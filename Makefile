@@ -22,7 +22,7 @@ demo: install
 smoke: install
 	$(VENV)/bin/fedureid simulate experiment=smoke run_dir=runs/smoke
 
-# everything but the 15-minute soak (make soak)
+# everything but the soak (about 22 minutes: make soak)
 test: install
 	$(PY) -m pytest -q -m "not soak"
 
@@ -33,7 +33,7 @@ test-fast: install
 compose-check: install
 	$(PY) scripts/compose_check.py
 
-# 16 SuperNodes, 10 rounds, SuperNodes killed every 30 s, the SuperLink restarted once (bounded: 15 min)
+# 16 SuperNodes, 10 rounds, SuperNodes killed every 30 s, the SuperLink restarted once (bounded: 25 min)
 soak: install
 	$(PY) scripts/soak.py
 

@@ -17,7 +17,6 @@ from flwr.common.logger import log
 from client_app.secure import secure_train_mod
 from fedureid import records as rec
 from reid_core.config.settings import Settings, load_settings, parse_overrides
-from reid_core.federation.aggregation import edge_model
 from reid_core.federation.misbehaviour import misbehave
 from reid_core.federation.privacy import clip_model
 from reid_core.runtime.slots import compute_slot
@@ -79,9 +78,8 @@ def _received(msg: Message) -> tuple[dict, StartFrom]:
     """The model sent, and how to start from it: as sent, or mixed here with the local model (edge PU)."""
     config = msg.content[rec.CONFIG]
     arrays = rec.from_record(msg.content[rec.ARRAYS])
-    edge_mu = float(config.get(rec.MU, 0.0)) if str(config.get(rec.PU_WHERE, "cloud")) == "edge" else None
-    local_bn = bool(config.get(rec.LOCAL_BN, False))
-    return arrays, lambda local: edge_model(arrays, local, edge_mu, local_bn)
+    pu = rec.pu_from_config(config)
+    return arrays, lambda local: pu.start_from(arrays, local)
 
 
 def _reply(msg: Message, learner: EdgeLearner, metrics: dict, arrays: dict | None = None) -> Message:

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 import numpy as np
 from flwr.app import Array, ArrayRecord, ConfigRecord, MetricRecord
 
+from reid_core.federation.aggregation import PersonalizedUpdate
 from reid_core.federation.core import scalar_metrics
 
 # RecordDict entries of a message
@@ -39,6 +40,17 @@ def to_record(arrays: Mapping[str, np.ndarray]) -> ArrayRecord:
 def from_record(record: ArrayRecord) -> dict[str, np.ndarray]:
     """ArrayRecord -> numpy dict (order kept)."""
     return {k: record[k].numpy() for k in record.keys()}
+
+
+def pu_config(pu: PersonalizedUpdate) -> dict[str, float | str | bool]:
+    """Personalized Update's settings as ConfigRecord entries, cloud -> edge."""
+    return {MU: pu.mu, PU_WHERE: pu.where, LOCAL_BN: pu.local_bn}
+
+
+def pu_from_config(config: Mapping) -> PersonalizedUpdate:
+    """The edge's side of :func:`pu_config` (absent keys: no personalisation, mixed at the cloud)."""
+    return PersonalizedUpdate(float(config.get(MU, 0.0)), str(config.get(PU_WHERE, "cloud")),
+                              bool(config.get(LOCAL_BN, False)))
 
 
 def metric_record(values: Mapping[str, float | int]) -> MetricRecord:

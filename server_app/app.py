@@ -41,8 +41,8 @@ def main(grid: Grid, context: Context) -> None:
     remaining = settings.rounds - state.round
     fed = settings.federation
     log(INFO, "FedUReID: experiment=%s algorithm=%s rounds=%d (remaining %d) mu=%.2f PU at %s",
-        settings.experiment, settings.algorithm, settings.rounds, remaining, fed.mu, fed.pu_where)
-    strategy = FedUReIDStrategy(state, mu=fed.mu, pu_where=fed.pu_where, local_bn=fed.local_bn,
+        settings.experiment, settings.algorithm, settings.rounds, remaining, settings.pu.mu, settings.pu.where)
+    strategy = FedUReIDStrategy(state, pu=settings.pu,
                                 min_clients=fed.min_clients,
                                 checkpoint_dir=checkpoint_dir(settings) if fed.checkpoint else None,
                                 total_rounds=settings.rounds, screening=screening(settings),

@@ -17,6 +17,7 @@ from flwr.serverapp import Grid
 from flwr.serverapp.strategy import FedAvg
 
 from fedureid import records as rec
+from reid_core.federation.aggregation import PersonalizedUpdate
 from reid_core.federation.core import AggregationRule, FederationCore
 from reid_core.federation.privacy import Privacy
 from reid_core.federation.screening import Screening
@@ -35,17 +36,16 @@ class FedUReIDStrategy(FedAvg):
     one broadcast instead of one model per node).
     """
 
-    def __init__(self, state: ServerState, mu: float, pu_where: str = "cloud", min_clients: int = 2,
+    def __init__(self, state: ServerState, pu: PersonalizedUpdate = PersonalizedUpdate(), min_clients: int = 2,
                  checkpoint_dir: str | None = None, total_rounds: int | None = None,
                  query_timeout: float = 600.0, screening: Screening = Screening(),
                  rule: AggregationRule | None = None, evaluate_every: int = 1, privacy: Privacy = Privacy(),
-                 account: Callable[[dict], None] | None = None, local_bn: bool = False) -> None:
+                 account: Callable[[dict], None] | None = None) -> None:
         super().__init__(min_train_nodes=min_clients, min_evaluate_nodes=min_clients,
                          min_available_nodes=min_clients, weighted_by_key=rec.NUM_EXAMPLES)
-        self.core = FederationCore(state, mu=mu, pu_where=pu_where, min_clients=min_clients,
+        self.core = FederationCore(state, pu=pu, min_clients=min_clients,
                                    checkpoint_dir=checkpoint_dir, say=log, screening=screening, rule=rule,
-                                   evaluate_every=evaluate_every, privacy=privacy, account=account,
-                                   local_bn=local_bn)
+                                   evaluate_every=evaluate_every, privacy=privacy, account=account)
         self.offset = state.round  # Strategy.start counts from 1; we resume after it
         self.total_rounds = total_rounds
         self.query_timeout = query_timeout
@@ -112,9 +112,8 @@ class FedUReIDStrategy(FedAvg):
         config = ConfigRecord(dict(config))
         config[rec.SERVER_ROUND] = self.offset + int(config[rec.SERVER_ROUND])
         config[rec.TOTAL_ROUNDS] = int(self.total_rounds or 0)
-        config[rec.MU] = self.core.mu
-        config[rec.PU_WHERE] = self.core.pu_where
-        config[rec.LOCAL_BN] = self.core.local_bn
+        for key, value in rec.pu_config(self.core.pu).items():
+            config[key] = value
         if self.core.privacy.on:  # the edge clips its change before it leaves (the cloud clips again)
             config[rec.CLIP_NORM] = self.core.privacy.clipping_norm
         glob = rec.from_record(arrays)

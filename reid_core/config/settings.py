@@ -22,7 +22,8 @@ from reid_core.config.schema import (
     ModelConfig,
     TrainConfig,
 )
-from reid_core.config.choices import AGGREGATIONS, ESTIMATORS, MISBEHAVIOURS, mu_problem
+from reid_core.config.choices import AGGREGATIONS, ESTIMATORS, MISBEHAVIOURS
+from reid_core.federation.aggregation import PersonalizedUpdate
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 
@@ -47,9 +48,6 @@ class ConfigError(ValueError):
 class FederationConfig:
     """Cloud-side settings."""
 
-    mu: float = 0.0
-    pu_where: str = "cloud"  # cloud | edge
-    local_bn: bool = False  # PU keeps each edge's own BatchNorm layers (FedBN)
     min_clients: int = 2
     timeout: float = 3600.0
     grace: float | None = None  # quorum met: a phase goes on after this many quiet seconds (None: waits for all)
@@ -98,6 +96,7 @@ class Settings:
     early_stop: EarlyStopConfig
     cluster: ClusterConfig
     federation: FederationConfig
+    pu: PersonalizedUpdate = field(default_factory=PersonalizedUpdate)
     overrides: tuple[str, ...] = field(default=())
     learner: str = "buc"
     cc: CCConfig = field(default_factory=CCConfig)
@@ -215,11 +214,8 @@ def settings_from_cfg(cfg: Any, overrides: tuple[str, ...] = (), base_dir: str |
         train=_build(TrainConfig, c["train"], "train", {"seed": c["seed"]}, names={"seed": "seed"}),
         early_stop=_build(EarlyStopConfig, c["pe"], "pe"),
         cluster=_build(ClusterConfig, c["pc"], "pc"),
-        federation=_build(
-            FederationConfig,
-            {**c["federation"], "mu": c["pu"]["mu"], "pu_where": c["pu"]["where"], "local_bn": c["pu"]["local_bn"]},
-            "federation", names={"mu": "pu.mu", "pu_where": "pu.where", "local_bn": "pu.local_bn"},
-        ),
+        federation=_build(FederationConfig, c["federation"], "federation"),
+        pu=_build(PersonalizedUpdate, c["pu"], "pu"),
         overrides=overrides,
         learner=str(c["learner"]),
         learner_for=_learner_for(c["learner_for"]),
@@ -255,7 +251,12 @@ def _build(cls: type, values: Mapping[str, Any], prefix: str, extra: Mapping[str
     typed = {}
     for key, value in {**values, **(extra or {})}.items():
         typed[key] = _typed(value, hints[key], (names or {}).get(key, f"{prefix}.{key}"))
-    return cls(**typed)
+    try:
+        return cls(**typed)
+    except ConfigError:
+        raise
+    except ValueError as e:  # the dataclass's own check (e.g. PersonalizedUpdate), its message names the key
+        raise ConfigError(str(e)) from None
 
 
 _TYPE_WORDS = {float: "a number", int: "an integer", bool: "true or false", str: "a string"}
@@ -286,11 +287,11 @@ def _require(ok: bool, key: str, message: str) -> None:
         raise ConfigError(f"{key}: {message}")
 
 
-def _check_secure(fed: FederationConfig) -> None:
+def _check_secure(fed: FederationConfig, pu: PersonalizedUpdate) -> None:
     """Secure aggregation's needs; SecAggPlusWorkflow checks its own arguments again when it starts."""
     if not fed.secure_aggregation:
         return
-    _require(fed.pu_where == "edge", "federation.secure_aggregation",
+    _require(pu.at_edge, "federation.secure_aggregation",
              "needs pu.where=edge: Personalized Update at the cloud mixes each edge's last model, which secure "
              "aggregation keeps from the cloud; pu.where=edge gives the same personalised model, mixed at the edge")
     _require(fed.grace is None, "federation.grace",
@@ -311,12 +312,12 @@ def _check_secure(fed: FederationConfig) -> None:
     _require(fed.secagg_clip_norm >= 0, "federation.secagg_clip_norm", f"must be >= 0 (0: off), got {fed.secagg_clip_norm!r}")
 
 
-def _check_dp(fed: FederationConfig) -> None:
+def _check_dp(fed: FederationConfig, pu: PersonalizedUpdate) -> None:
     _require(fed.dp_noise_multiplier >= 0, "federation.dp_noise_multiplier",
              f"must be >= 0 (0: off), got {fed.dp_noise_multiplier!r}")
     if fed.dp_noise_multiplier == 0:
         return
-    _require(fed.pu_where == "edge", "federation.dp_noise_multiplier",
+    _require(pu.at_edge, "federation.dp_noise_multiplier",
              "needs pu.where=edge: the noise's scale holds for changes from one global model every edge received")
     _require(fed.aggregation == "fedavg", "federation.dp_noise_multiplier",
              f"the noise's scale is that of FedAvg's weighted mean; got aggregation={fed.aggregation}")
@@ -335,8 +336,6 @@ def validate(s: Settings, check_data: bool = True) -> None:
         _require(kind in LEARNER_CHOICES, f"learner_for.{name}", f"unknown '{kind}', choose one of {LEARNER_CHOICES}")
     _require(s.algorithm in ALGORITHMS, "algorithm", f"unknown '{s.algorithm}', choose one of {ALGORITHMS}")
     fed = s.federation
-    _require(mu_problem(fed.mu) is None, "pu.mu", str(mu_problem(fed.mu)))
-    _require(fed.pu_where in ("cloud", "edge"), "pu.where", f"must be 'cloud' or 'edge', got {fed.pu_where!r}")
     _require(fed.min_clients >= 1, "federation.min_clients", f"must be >= 1, got {fed.min_clients!r}")
     _require(fed.timeout > 0, "federation.timeout", "must be > 0")
     _require(fed.grace is None or fed.grace >= 0, "federation.grace",
@@ -352,8 +351,8 @@ def validate(s: Settings, check_data: bool = True) -> None:
              f"must be an integer >= 1 (evaluate after every k-th round), got {fed.evaluate_every!r}")
     _require(fed.outlier_k == 0 or fed.outlier_k > 1, "federation.outlier_k",
              f"must be 0 (off) or > 1 (times the round's median change), got {fed.outlier_k!r}")
-    _check_secure(fed)
-    _check_dp(fed)
+    _check_secure(fed, s.pu)
+    _check_dp(fed, s.pu)
     _require(s.model.arch in ARCHS, "model.arch", f"unknown '{s.model.arch}', choose one of {ARCHS}")
     _require(s.model.embed_dim >= 0, "model.embed_dim", "must be >= 0")
     _require(0.0 <= s.model.dropout < 1.0, "model.dropout", "must be in [0, 1)")

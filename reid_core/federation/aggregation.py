@@ -9,6 +9,7 @@ follows its own cameras, while the convolutions are shared.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -16,6 +17,40 @@ import numpy as np
 from reid_core.config.choices import mu_problem
 
 Arrays = Mapping[str, np.ndarray]
+
+PU_PLACES = ("cloud", "edge")
+
+
+@dataclass(frozen=True)
+class PersonalizedUpdate:
+    """Personalized Update's settings (`pu.*`), passed whole from the config to every engine and edge.
+
+    `mu`: theta_k = mu * theta_k(local) + (1 - mu) * theta_global; `where`: `cloud` mixes one
+    model per edge and sends it, `edge` broadcasts the global model and each edge mixes it with
+    its own; `local_bn`: each edge keeps its own BatchNorm layers (FedBN).
+    """
+
+    mu: float = 0.0
+    where: str = "cloud"
+    local_bn: bool = False
+
+    def __post_init__(self) -> None:  # the config refused these already, naming the key: this guards direct use
+        if mu_problem(self.mu):
+            raise ValueError(f"pu.mu: must be a number in [0, 1], got {self.mu!r}")
+        if self.where not in PU_PLACES:
+            raise ValueError(f"pu.where: must be one of {PU_PLACES}, got {self.where!r}")
+
+    @property
+    def at_edge(self) -> bool:
+        return self.where == "edge"
+
+    def personalize(self, local: Arrays | None, global_: Arrays) -> dict[str, np.ndarray]:
+        """theta_k from an edge's last local model (None: it has none yet) and the global model."""
+        return interpolate(local, global_, self.mu, self.local_bn)
+
+    def start_from(self, received: Arrays, local: Arrays | None) -> dict[str, np.ndarray]:
+        """The model an edge starts from: as received (mixed at the cloud) or mixed here with its own."""
+        return self.personalize(local, received) if self.at_edge else dict(received)
 
 
 def _is_float(a: np.ndarray) -> bool:
@@ -90,13 +125,6 @@ def interpolate(local: Arrays | None, global_: Arrays, mu: float, local_bn: bool
             out[key] = np.array(g, copy=True)
     return out
 
-
-def edge_model(received: Arrays, local: Arrays | None, mu: float | None,
-               local_bn: bool = False) -> dict[str, np.ndarray]:
-    """The model an edge starts from: as received (PU at the cloud, `mu` None) or mixed here with its own."""
-    if mu is None:
-        return dict(received)
-    return interpolate(local, received, mu, local_bn)
 
 
 def check_update(update: Arrays, reference: Arrays) -> str | None:

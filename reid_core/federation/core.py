@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from reid_core.federation.aggregation import check_update, edge_model, interpolate, weighted_average
+from reid_core.federation.aggregation import PersonalizedUpdate, check_update, weighted_average
 from reid_core.federation.privacy import Privacy, add_noise, clip_model, noise_std
 from reid_core.federation.screening import (Screening, bounded_count, capped_shares, change_norms, impossible_model,
                                             norm_outliers)
@@ -35,7 +35,6 @@ log = logging.getLogger(__name__)
 MAX_EXAMPLES = 10_000_000  # an example count above this is absurd for one edge
 # Averaged over the accepted edges (weighted by #images) for the one-line summary of a round
 TRAIN_SUMMARY_KEYS = ("train-loss", "precision", "epochs", "clusters", "diag-purity")
-PU_PLACES = ("cloud", "edge")
 # (each update's float arrays in the global model's order, their weights) -> the aggregate's float arrays
 AggregationRule = Callable[[list[list[np.ndarray]], list[float]], list[np.ndarray]]
 
@@ -80,17 +79,13 @@ class FederationCore:
     Edges are known by their stable client name (Flower's node ids change on restart).
     """
 
-    def __init__(self, state: ServerState, mu: float, pu_where: str = "cloud", min_clients: int = 2,
+    def __init__(self, state: ServerState, pu: PersonalizedUpdate = PersonalizedUpdate(), min_clients: int = 2,
                  checkpoint_dir: str | None = None, say: Say = python_log,
                  screening: Screening = Screening(), rule: AggregationRule | None = None,
                  evaluate_every: int = 1, privacy: Privacy = Privacy(),
-                 account: Callable[[dict], None] | None = None, local_bn: bool = False) -> None:
-        if pu_where not in PU_PLACES:  # the config refused it already: this guards direct use
-            raise ValueError(f"pu_where must be one of {PU_PLACES}, got {pu_where!r}")
+                 account: Callable[[dict], None] | None = None) -> None:
         self.state = state
-        self.mu = float(mu)
-        self.pu_where = pu_where
-        self.local_bn = local_bn  # PU keeps each edge's own BatchNorm layers
+        self.pu = pu
         self.min_clients = min_clients
         self.checkpoint_dir = checkpoint_dir
         self.say = say
@@ -107,21 +102,17 @@ class FederationCore:
     # ---- downlink -------------------------------------------------------------
     def personalized_arrays(self, name: str, global_arrays: Mapping[str, np.ndarray]) -> dict:
         """theta_k for one client (the global model when it has no local model yet)."""
-        return interpolate(self.state.client_arrays.get(name), global_arrays, self.mu, self.local_bn)
+        return self.pu.personalize(self.state.client_arrays.get(name), global_arrays)
 
     def downlink(self, name: str, global_arrays: Mapping[str, np.ndarray]) -> Mapping[str, np.ndarray]:
         """What is sent to edge `name`: its personalised model, or the global one when the edge mixes."""
-        if self.pu_where == "edge":
+        if self.pu.at_edge:
             return global_arrays
         return self.personalized_arrays(name, global_arrays)
 
-    def edge_mu(self) -> float | None:
-        """The mu an edge mixes with (PU at the edge), or None when the cloud has mixed."""
-        return self.mu if self.pu_where == "edge" else None
-
     def start_from(self, sent: Mapping[str, np.ndarray]):
         """What an edge sent `sent` (its downlink) starts from, given its own last local model (edge PU mixes)."""
-        return lambda local: edge_model(sent, local, self.edge_mu(), self.local_bn)
+        return lambda local: self.pu.start_from(sent, local)
 
     # ---- uplink ---------------------------------------------------------------
     @staticmethod

@@ -26,7 +26,8 @@ def fingerprint(settings: Settings) -> str:
     d = asdict(settings)
     for key in ("run_dir", "overrides", "rounds"):
         d.pop(key)
-    d["federation"] = {k: v for k, v in d["federation"].items() if k in ("mu", "pu_where")}
+    pu = d.pop("pu")  # the digest as when mu and where sat under federation: earlier checkpoints still resume
+    d["federation"] = {"mu": pu["mu"], "pu_where": pu["where"]}
     d["train"].pop("progress")
     return hashlib.sha1(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
@@ -72,7 +73,7 @@ def federation_core(settings: Settings, say: Say = python_log, rule: Aggregation
     if fed.aggregation != "fedavg" and rule is None:
         raise ConfigError(f"federation.aggregation={fed.aggregation} needs its rule passed in "
                           "(fedureid.aggregators.aggregation_rule); this engine was given none")
-    return FederationCore(initial_state(settings, say), mu=fed.mu, pu_where=fed.pu_where, local_bn=fed.local_bn,
+    return FederationCore(initial_state(settings, say), pu=settings.pu,
                           min_clients=fed.min_clients,
                           checkpoint_dir=checkpoint_dir(settings) if fed.checkpoint else None, say=say,
                           screening=screening(settings), rule=rule, evaluate_every=fed.evaluate_every,
@@ -94,5 +95,5 @@ def run_meta(settings: Settings, started: float, engine: str) -> dict[str, Any]:
     """What metrics.json says of the run besides its rounds."""
     fed = settings.federation
     return {"experiment": settings.experiment, "algorithm": settings.algorithm, "rounds_total": settings.rounds,
-            "mu": fed.mu, "pu_where": fed.pu_where, "local_bn": fed.local_bn, "clients": list(settings.clients), "engine": engine,
+            "mu": settings.pu.mu, "pu_where": settings.pu.where, "local_bn": settings.pu.local_bn, "clients": list(settings.clients), "engine": engine,
             "wall_s_serverapp": round(time.time() - started, 2), "overrides": list(settings.overrides)}

@@ -27,7 +27,7 @@ from reid_core.data.market import IMAGE_EXTENSIONS
 from reid_core.eval.ranking import pairwise_sqdist
 from reid_core.features import extract_features
 from reid_core.models import ReIDNet, build_model
-from reid_core.federation.aggregation import interpolate
+from reid_core.federation.aggregation import PersonalizedUpdate
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +53,9 @@ def checkpoint_dirs(checkpoint: str | os.PathLike) -> tuple[Path, Path]:
     return ckpt, ckpt.parent
 
 
-def run_configs(run_dir: Path, extra_overrides: Sequence[str] = ()) -> tuple[ModelConfig, ImageConfig, float, bool]:
-    """ModelConfig, ImageConfig, mu and pu.local_bn of a run, from its metrics.json overrides.
+def run_configs(run_dir: Path, extra_overrides: Sequence[str] = ()) -> tuple[ModelConfig, ImageConfig,
+                                                                            PersonalizedUpdate]:
+    """ModelConfig, ImageConfig and Personalized Update of a run, from its metrics.json and overrides.
 
     Weights are never read (the checkpoint holds every array) and data paths are not
     checked, so a run folder copied to another machine still loads.
@@ -74,8 +75,10 @@ def run_configs(run_dir: Path, extra_overrides: Sequence[str] = ()) -> tuple[Mod
         image = ImageConfig(**cfg["image"])
     except TypeError as err:  # conf/ and the dataclasses disagree (e.g. a renamed key)
         raise ValueError(f"model/image config of run {run_dir} does not fit this code: {err}") from err
-    mu = float(meta.get("mu", cfg["pu"]["mu"]))
-    return model, image, mu, bool(meta.get("local_bn", cfg["pu"]["local_bn"]))
+    # where it was mixed does not change the personalised model: the cloud's mix is the edge's
+    pu = PersonalizedUpdate(float(meta.get("mu", cfg["pu"]["mu"])),
+                            local_bn=bool(meta.get("local_bn", cfg["pu"]["local_bn"])))
+    return model, image, pu
 
 
 def load_model(checkpoint: str | os.PathLike, client: str | None = None, kind: str = "personalized",
@@ -98,7 +101,7 @@ def load_model(checkpoint: str | os.PathLike, client: str | None = None, kind: s
     state = ServerState.load(ckpt_dir)
     if state is None:
         raise FileNotFoundError(f"no checkpoint in {ckpt_dir} (expected state.npz and meta.json)")
-    model_cfg, image_cfg, mu, local_bn = run_configs(run_dir, extra_overrides)
+    model_cfg, image_cfg, pu = run_configs(run_dir, extra_overrides)
     if kind != "global":
         if client is None:
             if len(state.client_arrays) != 1:
@@ -111,13 +114,13 @@ def load_model(checkpoint: str | os.PathLike, client: str | None = None, kind: s
     elif kind == "client":
         arrays = state.client_arrays[client]
     else:
-        arrays = interpolate(state.client_arrays[client], state.global_arrays, mu, local_bn)
+        arrays = pu.personalize(state.client_arrays[client], state.global_arrays)
     net = build_model(model_cfg)
     load_arrays(net, arrays)
     net.eval()
     net.to(device or torch.device("cpu"))
-    log.info("loaded %s model of %s (round %d, mu %.2f) from %s", kind, client or "-", state.round, mu, ckpt_dir)
-    return LoadedModel(net, image_cfg, client, kind, mu, state.round)
+    log.info("loaded %s model of %s (round %d, mu %.2f) from %s", kind, client or "-", state.round, pu.mu, ckpt_dir)
+    return LoadedModel(net, image_cfg, client, kind, pu.mu, state.round)
 
 
 def list_images(folder: str | os.PathLike) -> list[str]:

@@ -14,7 +14,7 @@ def model(w: float) -> dict:
 
 
 def aggregate(name: str, values: dict, counts: dict | None = None, **kw):
-    core = FederationCore(ServerState(global_arrays=model(0.0)), mu=0.0, min_clients=1,
+    core = FederationCore(ServerState(global_arrays=model(0.0)), min_clients=1,
                           rule=aggregation_rule(name, **kw))
     return core.aggregate(1, {n: (model(v), {"num-examples": (counts or {}).get(n, 10)}) for n, v in values.items()})[0]
 

@@ -10,7 +10,7 @@ from flwr.app import ConfigRecord, Message, MessageType, MetricRecord, RecordDic
 from flwr.supercore.task_identity import TaskIdentity
 
 from reid_core.federation.state import ServerState
-from reid_core.federation.aggregation import interpolate
+from reid_core.federation.aggregation import PersonalizedUpdate, interpolate
 from fedureid.records import from_record, info_record, to_record
 from server_app.strategy import FedUReIDStrategy
 
@@ -60,7 +60,7 @@ def reply(node_id, arr, metrics, name=None, error=False):
 
 def strategy(tmp_path=None, mu=0.5, where="cloud", state=None, local_bn=False):
     state = state or ServerState(global_arrays=arrays(0.0))
-    return FedUReIDStrategy(state, mu=mu, pu_where=where, min_clients=1, local_bn=local_bn,
+    return FedUReIDStrategy(state, pu=PersonalizedUpdate(mu, where, local_bn), min_clients=1,
                             checkpoint_dir=str(tmp_path) if tmp_path else None, total_rounds=5)
 
 
@@ -232,7 +232,7 @@ def test_fewer_usable_updates_than_min_clients_are_averaged_with_a_warning_none_
 
     said = []
     state = ServerState(global_arrays=arrays(0.0))
-    core = FederationCore(state, mu=0.0, min_clients=2, say=lambda level, msg: said.append(msg))
+    core = FederationCore(state, min_clients=2, say=lambda level, msg: said.append(msg))
     new, _ = core.aggregate(1, {"a": (arrays(5.0), {"num-examples": 10})})
     np.testing.assert_allclose(new["w"], 5.0)  # as Flower's FedAvg: what arrived is averaged
     assert any("1 usable update(s) < min_clients=2; averaging them" in m for m in said)
@@ -246,7 +246,7 @@ def test_an_edge_that_inflates_its_count_weighs_at_most_growth_times_its_first()
     from reid_core.federation.screening import Screening
 
     state = ServerState(global_arrays=arrays(0.0))
-    core = FederationCore(state, mu=0.0, min_clients=1, screening=Screening(count_growth=2.0))
+    core = FederationCore(state, min_clients=1, screening=Screening(count_growth=2.0))
     core.aggregate(1, {"a": (arrays(1.0), {"num-examples": 100}), "b": (arrays(4.0), {"num-examples": 100})})
     new, _ = core.aggregate(2, {"a": (arrays(1.0), {"num-examples": 100}),
                                 "b": (arrays(4.0), {"num-examples": 10_000_000})})
@@ -260,7 +260,7 @@ def test_an_update_far_from_the_others_is_screened_out_and_counted():
     from reid_core.federation.screening import Screening
 
     state = ServerState(global_arrays=arrays(0.0))
-    core = FederationCore(state, mu=0.0, min_clients=2, screening=Screening(outlier_k=5.0))
+    core = FederationCore(state, min_clients=2, screening=Screening(outlier_k=5.0))
     honest = {n: (arrays(v), {"num-examples": 10}) for n, v in (("a", 1.0), ("b", 1.1), ("c", 0.9))}
     new, _ = core.aggregate(1, {**honest, "evil": (arrays(100.0), {"num-examples": 10})})
     np.testing.assert_allclose(new["w"], 1.0, rtol=1e-6)
@@ -274,6 +274,6 @@ def test_no_edge_passes_the_share_cap():
     from reid_core.federation.screening import Screening
 
     state = ServerState(global_arrays=arrays(0.0))
-    core = FederationCore(state, mu=0.0, min_clients=1, screening=Screening(max_share=0.5))
+    core = FederationCore(state, min_clients=1, screening=Screening(max_share=0.5))
     new, _ = core.aggregate(1, {"a": (arrays(1.0), {"num-examples": 900}), "b": (arrays(3.0), {"num-examples": 100})})
     np.testing.assert_allclose(new["w"], 2.0)  # 50 : 50 instead of 90 : 10

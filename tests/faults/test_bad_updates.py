@@ -127,7 +127,7 @@ def _strategy(tmp_path):
     from server_app.strategy import FedUReIDStrategy
 
     glob = {"w": np.zeros((2, 3), np.float32), "b": np.zeros(3, np.float32), "n": np.array(0, np.int64)}
-    return FedUReIDStrategy(ServerState(global_arrays=glob), mu=0.0, min_clients=1,
+    return FedUReIDStrategy(ServerState(global_arrays=glob), min_clients=1,
                             checkpoint_dir=str(tmp_path), total_rounds=3), glob
 
 

@@ -71,8 +71,8 @@ def test_returning_edge_gets_its_personalised_model(lost_edge_run):
     from reid_core.federation.screening import capped_shares
     from server_app.app import settings_from_run_config
 
-    fed = settings_from_run_config(lost_edge_run.rc).federation
-    mu = fed.mu
+    settings = settings_from_run_config(lost_edge_run.rc)
+    fed, mu = settings.federation, settings.pu.mu
     assert 0.0 < mu < 1.0
     log = lost_edge_run.logs.text(edge_side=False)
     assert f"client 'edge_c' reconnected as node {RESTARTED_NODE_ID} (was 102)" in log

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from reid_core.config.settings import ConfigError, load_settings
+from reid_core.federation.aggregation import PersonalizedUpdate
 from reid_core.federation.core import FederationCore
 from reid_core.federation.privacy import VARIANCE_FLOOR, Privacy, add_noise, clip_model, noise_std
 from reid_core.federation.state import ServerState
@@ -42,7 +43,7 @@ def test_noise_leaves_no_batchnorm_variance_below_its_floor():
 
 
 def test_the_core_clips_each_change_noises_the_mean_and_records_it():
-    core = FederationCore(ServerState(global_arrays=model([0.0, 0.0])), mu=0.0, pu_where="edge", min_clients=1,
+    core = FederationCore(ServerState(global_arrays=model([0.0, 0.0])), pu=PersonalizedUpdate(where="edge"), min_clients=1,
                           privacy=Privacy(noise_multiplier=1e-9, clipping_norm=1.0), account=lambda dp: dp.update(epsilon=7.0, delta=1e-5))
     new, _ = core.aggregate(1, {"a": (model([30.0, 40.0]), {"num-examples": 10}),   # change norm 50 -> 1
                                 "b": (model([0.0, 0.5]), {"num-examples": 10})})

@@ -65,7 +65,7 @@ def test_evaluate_every_skips_the_edges_evaluation_but_never_round_0_or_the_last
     from reid_core.federation.core import FederationCore
     from reid_core.federation.state import ServerState
 
-    core = FederationCore(ServerState(), mu=0.0, evaluate_every=2)
+    core = FederationCore(ServerState(), evaluate_every=2)
     assert [r for r in range(6) if core.evaluates(r, total_rounds=5)] == [0, 2, 4, 5]
     metrics = _run(tmp_path, "rounds=3", "federation.evaluate_every=2")
     evaluated = [r["round"] for r in metrics["rounds"] if any("rank1" in m for m in r["clients"].values())]

@@ -1,9 +1,12 @@
 """Personalized Update and FedAvg maths on hand-worked arrays."""
 
+import re
+
 import numpy as np
 import pytest
 
-from reid_core.federation.aggregation import batchnorm_keys, check_update, edge_model, interpolate, weighted_average
+from reid_core.federation.aggregation import (PersonalizedUpdate, batchnorm_keys, check_update, interpolate,
+                                             weighted_average)
 
 
 def model(w: float, n: int = 0) -> dict:
@@ -32,7 +35,8 @@ def test_local_bn_keeps_the_edges_batchnorm_and_mixes_the_rest(mu):
         np.testing.assert_array_equal(out[key], 2.0)
     assert out["bn.num_batches_tracked"] == 5
     # edge PU gives the same model; no local model yet: the global one, BatchNorm included
-    for key, value in edge_model(with_bn(10.0, 7), with_bn(2.0, 5), mu, local_bn=True).items():
+    at_edge = PersonalizedUpdate(mu, "edge", local_bn=True).start_from(with_bn(10.0, 7), with_bn(2.0, 5))
+    for key, value in at_edge.items():
         np.testing.assert_array_equal(value, out[key])
     assert interpolate(None, with_bn(10.0), mu, local_bn=True)["bn.running_mean"][0] == 10.0
 
@@ -56,6 +60,21 @@ def test_interpolate_without_local_model_gives_global():
 def test_interpolate_rejects_mu(mu):
     with pytest.raises(ValueError, match="mu"):
         interpolate(model(1.0), model(2.0), mu)
+
+
+@pytest.mark.parametrize("values, key", [({"mu": 1.5}, "pu.mu"), ({"mu": True}, "pu.mu"), ({"where": "server"}, "pu.where")])
+def test_personalized_update_refuses_what_it_cannot_do_naming_the_key(values, key):
+    with pytest.raises(ValueError, match=rf"^{re.escape(key)}: "):
+        PersonalizedUpdate(**values)
+
+
+def test_personalized_update_starts_an_edge_from_what_was_mixed_wherever_it_was_mixed():
+    local, glob = model(2.0, 5), model(10.0, 7)
+    cloud, edge = PersonalizedUpdate(0.25), PersonalizedUpdate(0.25, "edge")
+    sent = cloud.personalize(local, glob)  # the cloud mixes and sends theta_k
+    np.testing.assert_array_equal(cloud.start_from(sent, local)["w"], sent["w"])  # the edge starts from it as sent
+    np.testing.assert_array_equal(edge.start_from(glob, local)["w"], sent["w"])  # or mixes the broadcast itself
+    assert edge.start_from(glob, None)["w"][0, 0] == 10.0  # no local model yet: the global one
 
 
 def test_interpolate_rejects_shape_mismatch():

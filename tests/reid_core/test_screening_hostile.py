@@ -8,7 +8,7 @@ FedAvg of a, b, c to float precision; with it off, the same round shows the dama
 import numpy as np
 import pytest
 
-from reid_core.federation.aggregation import weighted_average
+from reid_core.federation.aggregation import PersonalizedUpdate, weighted_average
 from reid_core.federation.core import FederationCore
 from reid_core.federation.misbehaviour import CLAIMED_COUNT, misbehave
 from reid_core.federation.screening import Screening
@@ -34,7 +34,7 @@ def trained(name: str, received: dict, rnd: int) -> dict:
 
 def federate(kind: str, screening: Screening):
     """Two rounds (mu 0.5, PU at the cloud); `d` honest in round 1, `kind` in round 2. (core, honest FedAvg of round 2)"""
-    core = FederationCore(ServerState(global_arrays=start_model()), mu=0.5, min_clients=2, screening=screening)
+    core = FederationCore(ServerState(global_arrays=start_model()), pu=PersonalizedUpdate(0.5), min_clients=2, screening=screening)
     for rnd in (1, 2):
         replies, honest = {}, {}
         for name, count in COUNTS.items():

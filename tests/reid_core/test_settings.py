@@ -12,11 +12,11 @@ def test_default_is_the_demo_with_the_one_fedureid():
     s = load_settings([])
     assert s.experiment == "demo" and s.algorithm == "fedureid" and s.train.epochs == 8
     assert len(s.clients) >= 4
-    assert s.federation.mu == 0.5 and s.federation.max_share == 0.4
+    assert s.pu.mu == 0.5 and s.federation.max_share == 0.4
     assert s.cluster.mode == "personalized" and s.early_stop.rule == "precision"
     assert load_settings(["algorithm=baseline"]).federation.max_share == 1.0
     paper = load_settings(["experiment=paper"], check_data=False)  # the paper's setting, its algorithm
-    assert paper.algorithm == "paper" and paper.federation.mu == 0.5 and paper.train.cross_camera_weight == 0.0
+    assert paper.algorithm == "paper" and paper.pu.mu == 0.5 and paper.train.cross_camera_weight == 0.0
     assert paper.federation.max_share == 1.0 and paper.cluster.max_merge_percent is None
 
 
@@ -28,7 +28,7 @@ def test_default_is_the_demo_with_the_one_fedureid():
 )
 def test_algorithms(algorithm, pc, pe, mu):
     s = load_settings(["experiment=smoke", f"algorithm={algorithm}"])
-    assert (s.cluster.mode, s.early_stop.rule, s.federation.mu) == (pc, pe, mu)
+    assert (s.cluster.mode, s.early_stop.rule, s.pu.mu) == (pc, pe, mu)
 
 
 def test_overrides_and_custom_clients(tmp_path):
@@ -36,7 +36,7 @@ def test_overrides_and_custom_clients(tmp_path):
         (tmp_path / name).mkdir()
     s = load_settings(["experiment=smoke", f"data.root={tmp_path}", "data.clients=[a,b]",
                        "data.synth_preset=null", "pu.mu=0.3", "rounds=4", "+data.num_identities.a=7"])
-    assert s.clients == ("a", "b") and s.rounds == 4 and s.federation.mu == 0.3
+    assert s.clients == ("a", "b") and s.rounds == 4 and s.pu.mu == 0.3
     assert s.cluster_for("a").num_identities == 7 and s.cluster_for("b").num_identities is None
 
 
@@ -82,13 +82,13 @@ def test_fedureid_carries_the_measured_settings_and_paper_the_published_ones():
     (docs/results.md section 15); algorithm=paper with the documented overrides is FedUReID and its
     learner as published."""
     s = load_settings(["experiment=real_cpu", "algorithm=fedureid"], check_data=False)
-    assert (s.cluster.max_merge_percent, s.early_stop.min_epochs, s.federation.mu) == (0.05, 2, 0.5)
+    assert (s.cluster.max_merge_percent, s.early_stop.min_epochs, s.pu.mu) == (0.05, 2, 0.5)
     assert s.federation.max_share == 0.4
     paper = load_settings(["experiment=real_cpu", "algorithm=paper", "train.cross_camera_weight=0",
                            "pc.camera_floor=false"], check_data=False)
     assert paper.algorithm == "paper" and paper.cluster.mode == "personalized"
     assert paper.cluster.max_merge_percent is None and not paper.cluster.camera_floor
-    assert (paper.early_stop.rule, paper.early_stop.min_epochs, paper.federation.mu) == ("precision", 1, 0.5)
+    assert (paper.early_stop.rule, paper.early_stop.min_epochs, paper.pu.mu) == ("precision", 1, 0.5)
     assert paper.train.cross_camera_weight == 0.0
     for component in ("pc", "pc_pe"):  # the ablation's PC rows use fedureid's PC
         assert load_settings([f"algorithm={component}"]).cluster.max_merge_percent == 0.05
@@ -98,6 +98,7 @@ def test_dataclass_defaults_are_conf_defaults():
     """conf/config.yaml states each default once; the dataclasses agree with it."""
     from reid_core.config.schema import CCConfig, ClusterConfig, EarlyStopConfig, ImageConfig, ModelConfig, TrainConfig
     from reid_core.config.settings import FederationConfig, compose, settings_from_cfg
+    from reid_core.federation.aggregation import PersonalizedUpdate
 
     shared = settings_from_cfg(compose(["~experiment", "algorithm=baseline"]), check_data=False)
     assert shared.model == ModelConfig()
@@ -107,6 +108,7 @@ def test_dataclass_defaults_are_conf_defaults():
     assert shared.cluster == ClusterConfig()
     assert shared.cc == CCConfig()
     assert shared.federation == FederationConfig()
+    assert shared.pu == PersonalizedUpdate()
 
 
 def test_algorithm_files_state_only_what_differs_from_the_shared_defaults():
