@@ -17,6 +17,7 @@ from flwr.common.logger import log
 from client_app.secure import secure_train_mod
 from fedureid import records as rec
 from reid_core.config.settings import Settings, load_settings, parse_overrides
+from reid_core.federation.aggregation import edge_start
 from reid_core.federation.misbehaviour import misbehave
 from reid_core.federation.privacy import clip_model
 from reid_core.runtime.slots import compute_slot
@@ -79,7 +80,7 @@ def _received(msg: Message) -> tuple[dict, StartFrom]:
     config = msg.content[rec.CONFIG]
     arrays = rec.from_record(msg.content[rec.ARRAYS])
     pu = rec.pu_from_config(config)
-    return arrays, lambda local: pu.start_from(arrays, local)
+    return arrays, lambda local: edge_start(pu, arrays, local)
 
 
 def _reply(msg: Message, learner: EdgeLearner, metrics: dict, arrays: dict | None = None) -> Message:

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 import numpy as np
 from flwr.app import Array, ArrayRecord, ConfigRecord, MetricRecord
 
-from reid_core.federation.aggregation import PersonalizedUpdate
+from reid_core.config.schema import PersonalizedUpdate
 from reid_core.federation.core import scalar_metrics
 
 # RecordDict entries of a message

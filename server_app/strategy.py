@@ -17,7 +17,7 @@ from flwr.serverapp import Grid
 from flwr.serverapp.strategy import FedAvg
 
 from fedureid import records as rec
-from reid_core.federation.aggregation import PersonalizedUpdate
+from reid_core.config.schema import PersonalizedUpdate
 from reid_core.federation.core import AggregationRule, FederationCore
 from reid_core.federation.privacy import Privacy
 from reid_core.federation.screening import Screening

@@ -8,6 +8,8 @@ AGGREGATIONS = ("fedavg", "median", "trimmed", "krum", "multikrum", "bulyan")
 MISBEHAVIOURS = ("scale", "flip", "noise", "stale", "count")
 # pc.estimator: how Personalized Clustering estimates an edge's identities (reid_core.personalization)
 ESTIMATORS = ("inverse_count", "per_camera")
+# pu.where: where Personalized Update mixes the personalised model
+PU_PLACES = ("cloud", "edge")
 
 
 def mu_problem(mu: object) -> str | None:

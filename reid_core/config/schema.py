@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from reid_core.config.choices import PU_PLACES, mu_problem
+
 
 @dataclass(frozen=True)
 class ModelConfig:
@@ -107,3 +109,28 @@ class CCConfig:
     memory: str = "cluster"  # cluster (ClusterNCE, one centroid each) | camera (CAP-style camera-aware proxies)
     hard_negatives: int = 50  # memory=camera: other pseudo-identities' proxies in the inter-camera loss
     inter_camera_weight: float = 0.5  # memory=camera: weight of the inter-camera loss
+
+
+@dataclass(frozen=True)
+class PersonalizedUpdate:
+    """Personalized Update's settings (`pu.*`), passed whole to every engine, the edges and inference.
+
+    `mu`: theta_k = mu * theta_k(local) + (1 - mu) * theta_global; `where`: `cloud` mixes one
+    model per edge and sends it, `edge` broadcasts the global model and each edge mixes it with
+    its own; `local_bn`: each edge keeps its own BatchNorm layers (FedBN). The maths:
+    `reid_core.federation.aggregation.personalize` and `edge_start`.
+    """
+
+    mu: float = 0.0
+    where: str = "cloud"
+    local_bn: bool = False
+
+    def __post_init__(self) -> None:  # the config reports these naming the key; this also guards direct use
+        if mu_problem(self.mu):
+            raise ValueError(f"pu.mu: must be a number in [0, 1], got {self.mu!r}")
+        if self.where not in PU_PLACES:
+            raise ValueError(f"pu.where: must be one of {PU_PLACES}, got {self.where!r}")
+
+    @property
+    def at_edge(self) -> bool:
+        return self.where == "edge"

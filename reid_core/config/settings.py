@@ -20,10 +20,10 @@ from reid_core.config.schema import (
     EarlyStopConfig,
     ImageConfig,
     ModelConfig,
+    PersonalizedUpdate,
     TrainConfig,
 )
 from reid_core.config.choices import AGGREGATIONS, ESTIMATORS, MISBEHAVIOURS
-from reid_core.federation.aggregation import PersonalizedUpdate
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 

@@ -9,48 +9,14 @@ follows its own cameras, while the convolutions are shared.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Mapping, Sequence
 
 import numpy as np
 
 from reid_core.config.choices import mu_problem
+from reid_core.config.schema import PersonalizedUpdate
 
 Arrays = Mapping[str, np.ndarray]
-
-PU_PLACES = ("cloud", "edge")
-
-
-@dataclass(frozen=True)
-class PersonalizedUpdate:
-    """Personalized Update's settings (`pu.*`), passed whole from the config to every engine and edge.
-
-    `mu`: theta_k = mu * theta_k(local) + (1 - mu) * theta_global; `where`: `cloud` mixes one
-    model per edge and sends it, `edge` broadcasts the global model and each edge mixes it with
-    its own; `local_bn`: each edge keeps its own BatchNorm layers (FedBN).
-    """
-
-    mu: float = 0.0
-    where: str = "cloud"
-    local_bn: bool = False
-
-    def __post_init__(self) -> None:  # the config refused these already, naming the key: this guards direct use
-        if mu_problem(self.mu):
-            raise ValueError(f"pu.mu: must be a number in [0, 1], got {self.mu!r}")
-        if self.where not in PU_PLACES:
-            raise ValueError(f"pu.where: must be one of {PU_PLACES}, got {self.where!r}")
-
-    @property
-    def at_edge(self) -> bool:
-        return self.where == "edge"
-
-    def personalize(self, local: Arrays | None, global_: Arrays) -> dict[str, np.ndarray]:
-        """theta_k from an edge's last local model (None: it has none yet) and the global model."""
-        return interpolate(local, global_, self.mu, self.local_bn)
-
-    def start_from(self, received: Arrays, local: Arrays | None) -> dict[str, np.ndarray]:
-        """The model an edge starts from: as received (mixed at the cloud) or mixed here with its own."""
-        return self.personalize(local, received) if self.at_edge else dict(received)
 
 
 def _is_float(a: np.ndarray) -> bool:
@@ -126,7 +92,6 @@ def interpolate(local: Arrays | None, global_: Arrays, mu: float, local_bn: bool
     return out
 
 
-
 def check_update(update: Arrays, reference: Arrays) -> str | None:
     """Return why a client update is unusable (names/shapes/dtypes/non-finite), or None."""
     missing = sorted(set(reference) - set(update))
@@ -143,3 +108,13 @@ def check_update(update: Arrays, reference: Arrays) -> str | None:
         if update[key].dtype != ref.dtype:
             return f"dtype of '{key}' is {update[key].dtype}, expected {ref.dtype}"
     return None
+
+
+def personalize(pu: PersonalizedUpdate, local: Arrays | None, global_: Arrays) -> dict[str, np.ndarray]:
+    """theta_k under `pu` from an edge's last local model (None: it has none yet) and the global model."""
+    return interpolate(local, global_, pu.mu, pu.local_bn)
+
+
+def edge_start(pu: PersonalizedUpdate, received: Arrays, local: Arrays | None) -> dict[str, np.ndarray]:
+    """The model an edge starts from: as received (mixed at the cloud) or mixed here with its own."""
+    return personalize(pu, local, received) if pu.at_edge else dict(received)

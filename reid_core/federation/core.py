@@ -23,7 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from reid_core.federation.aggregation import PersonalizedUpdate, check_update, weighted_average
+from reid_core.config.schema import PersonalizedUpdate
+from reid_core.federation.aggregation import check_update, edge_start, personalize, weighted_average
 from reid_core.federation.privacy import Privacy, add_noise, clip_model, noise_std
 from reid_core.federation.screening import (Screening, bounded_count, capped_shares, change_norms, impossible_model,
                                             norm_outliers)
@@ -102,7 +103,7 @@ class FederationCore:
     # ---- downlink -------------------------------------------------------------
     def personalized_arrays(self, name: str, global_arrays: Mapping[str, np.ndarray]) -> dict:
         """theta_k for one client (the global model when it has no local model yet)."""
-        return self.pu.personalize(self.state.client_arrays.get(name), global_arrays)
+        return personalize(self.pu, self.state.client_arrays.get(name), global_arrays)
 
     def downlink(self, name: str, global_arrays: Mapping[str, np.ndarray]) -> Mapping[str, np.ndarray]:
         """What is sent to edge `name`: its personalised model, or the global one when the edge mixes."""
@@ -112,7 +113,7 @@ class FederationCore:
 
     def start_from(self, sent: Mapping[str, np.ndarray]):
         """What an edge sent `sent` (its downlink) starts from, given its own last local model (edge PU mixes)."""
-        return lambda local: self.pu.start_from(sent, local)
+        return lambda local: edge_start(self.pu, sent, local)
 
     # ---- uplink ---------------------------------------------------------------
     @staticmethod

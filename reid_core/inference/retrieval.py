@@ -27,7 +27,8 @@ from reid_core.data.market import IMAGE_EXTENSIONS
 from reid_core.eval.ranking import pairwise_sqdist
 from reid_core.features import extract_features
 from reid_core.models import ReIDNet, build_model
-from reid_core.federation.aggregation import PersonalizedUpdate
+from reid_core.config.schema import PersonalizedUpdate
+from reid_core.federation.aggregation import personalize
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +115,7 @@ def load_model(checkpoint: str | os.PathLike, client: str | None = None, kind: s
     elif kind == "client":
         arrays = state.client_arrays[client]
     else:
-        arrays = pu.personalize(state.client_arrays[client], state.global_arrays)
+        arrays = personalize(pu, state.client_arrays[client], state.global_arrays)
     net = build_model(model_cfg)
     load_arrays(net, arrays)
     net.eval()

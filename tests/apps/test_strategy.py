@@ -10,7 +10,8 @@ from flwr.app import ConfigRecord, Message, MessageType, MetricRecord, RecordDic
 from flwr.supercore.task_identity import TaskIdentity
 
 from reid_core.federation.state import ServerState
-from reid_core.federation.aggregation import PersonalizedUpdate, interpolate
+from reid_core.config.schema import PersonalizedUpdate
+from reid_core.federation.aggregation import interpolate
 from fedureid.records import from_record, info_record, to_record
 from server_app.strategy import FedUReIDStrategy
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from reid_core.config.settings import ConfigError, load_settings
-from reid_core.federation.aggregation import PersonalizedUpdate
+from reid_core.config.schema import PersonalizedUpdate
 from reid_core.federation.core import FederationCore
 from reid_core.federation.privacy import VARIANCE_FLOOR, Privacy, add_noise, clip_model, noise_std
 from reid_core.federation.state import ServerState

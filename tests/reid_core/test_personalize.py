@@ -5,7 +5,8 @@ import re
 import numpy as np
 import pytest
 
-from reid_core.federation.aggregation import (PersonalizedUpdate, batchnorm_keys, check_update, interpolate,
+from reid_core.config.schema import PersonalizedUpdate
+from reid_core.federation.aggregation import (batchnorm_keys, check_update, edge_start, interpolate, personalize,
                                              weighted_average)
 
 
@@ -35,7 +36,7 @@ def test_local_bn_keeps_the_edges_batchnorm_and_mixes_the_rest(mu):
         np.testing.assert_array_equal(out[key], 2.0)
     assert out["bn.num_batches_tracked"] == 5
     # edge PU gives the same model; no local model yet: the global one, BatchNorm included
-    at_edge = PersonalizedUpdate(mu, "edge", local_bn=True).start_from(with_bn(10.0, 7), with_bn(2.0, 5))
+    at_edge = edge_start(PersonalizedUpdate(mu, "edge", local_bn=True), with_bn(10.0, 7), with_bn(2.0, 5))
     for key, value in at_edge.items():
         np.testing.assert_array_equal(value, out[key])
     assert interpolate(None, with_bn(10.0), mu, local_bn=True)["bn.running_mean"][0] == 10.0
@@ -71,10 +72,10 @@ def test_personalized_update_refuses_what_it_cannot_do_naming_the_key(values, ke
 def test_personalized_update_starts_an_edge_from_what_was_mixed_wherever_it_was_mixed():
     local, glob = model(2.0, 5), model(10.0, 7)
     cloud, edge = PersonalizedUpdate(0.25), PersonalizedUpdate(0.25, "edge")
-    sent = cloud.personalize(local, glob)  # the cloud mixes and sends theta_k
-    np.testing.assert_array_equal(cloud.start_from(sent, local)["w"], sent["w"])  # the edge starts from it as sent
-    np.testing.assert_array_equal(edge.start_from(glob, local)["w"], sent["w"])  # or mixes the broadcast itself
-    assert edge.start_from(glob, None)["w"][0, 0] == 10.0  # no local model yet: the global one
+    sent = personalize(cloud, local, glob)  # the cloud mixes and sends theta_k
+    np.testing.assert_array_equal(edge_start(cloud, sent, local)["w"], sent["w"])  # the edge starts from it as sent
+    np.testing.assert_array_equal(edge_start(edge, glob, local)["w"], sent["w"])  # or mixes the broadcast itself
+    assert edge_start(edge, glob, None)["w"][0, 0] == 10.0  # no local model yet: the global one
 
 
 def test_interpolate_rejects_shape_mismatch():

@@ -8,7 +8,8 @@ FedAvg of a, b, c to float precision; with it off, the same round shows the dama
 import numpy as np
 import pytest
 
-from reid_core.federation.aggregation import PersonalizedUpdate, weighted_average
+from reid_core.config.schema import PersonalizedUpdate
+from reid_core.federation.aggregation import weighted_average
 from reid_core.federation.core import FederationCore
 from reid_core.federation.misbehaviour import CLAIMED_COUNT, misbehave
 from reid_core.federation.screening import Screening

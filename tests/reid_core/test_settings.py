@@ -98,7 +98,7 @@ def test_dataclass_defaults_are_conf_defaults():
     """conf/config.yaml states each default once; the dataclasses agree with it."""
     from reid_core.config.schema import CCConfig, ClusterConfig, EarlyStopConfig, ImageConfig, ModelConfig, TrainConfig
     from reid_core.config.settings import FederationConfig, compose, settings_from_cfg
-    from reid_core.federation.aggregation import PersonalizedUpdate
+    from reid_core.config.schema import PersonalizedUpdate
 
     shared = settings_from_cfg(compose(["~experiment", "algorithm=baseline"]), check_data=False)
     assert shared.model == ModelConfig()
