@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from lab.identity_table import main, rows
+from lab.identity_table import main, mean_rows, rows
 
 
 def _metrics() -> dict:
@@ -26,3 +26,18 @@ def test_main_prints_the_means(tmp_path: Path, capsys):
     (tmp_path / "metrics.json").write_text(json.dumps(_metrics()))
     assert main([str(tmp_path)]) == 0
     assert "mean rank-1 30.0, mean mAP 35.0" in capsys.readouterr().out
+
+
+def test_mean_rows_average_each_clients_estimate_over_the_runs():
+    other = _metrics()
+    other["rounds"][-1]["clients"]["a"].update({"identities-estimate": 35, "identities-estimate-trusted": 0})
+    assert mean_rows([_metrics(), other]) == ["| a | 40 | 30 / 35 | 32.5 | -18.8% | 1 |",
+                                              "| b | 10 | - / - | - | - | 0 |"]
+
+
+def test_main_mean_prints_one_table(tmp_path: Path, capsys):
+    for seed in (0, 1):
+        (tmp_path / f"s{seed}").mkdir()
+        (tmp_path / f"s{seed}" / "metrics.json").write_text(json.dumps(_metrics()))
+    assert main([str(tmp_path / "s0"), str(tmp_path / "s1"), "--mean"]) == 0
+    assert "| a | 40 | 30 / 30 | 30.0 | -25.0% | 0 |" in capsys.readouterr().out
