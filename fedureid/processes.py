@@ -64,19 +64,65 @@ def wait_for_port(port: int, proc: subprocess.Popen, timeout: float = 60.0, log:
     raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout:.0f} s")
 
 
-def stop(proc: subprocess.Popen, grace: float = 10.0) -> None:
-    """SIGTERM the process group, then SIGKILL what is left."""
-    if proc.poll() is not None:
-        return
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=grace)
-    except (ProcessLookupError, subprocess.TimeoutExpired):
+def descendants(pid: int) -> list[int]:
+    """The live processes below `pid` (children, theirs, ...), read from /proc."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+    found, todo = [], list(children.get(pid, []))
+    while todo:
+        child = todo.pop()
+        found.append(child)
+        todo.extend(children.get(child, []))
+    return found
+
+
+def _groups(pids: Sequence[int]) -> set[int]:
+    groups = set()
+    for pid in pids:
         try:
-            os.killpg(proc.pid, signal.SIGKILL)
+            groups.add(os.getpgid(pid))
         except ProcessLookupError:
             pass
+    return groups - {os.getpgrp()}
+
+
+def _signal_groups(groups: set[int], sig: int) -> set[int]:
+    """Send `sig` to each group; the groups that still had a process."""
+    alive = set()
+    for group in groups:
+        try:
+            os.killpg(group, sig)
+            alive.add(group)
+        except ProcessLookupError:
+            pass
+    return alive
+
+
+def stop(proc: subprocess.Popen, grace: float = 10.0) -> None:
+    """SIGTERM the process's group and every group below it, then SIGKILL what is left.
+
+    The groups below matter: Flower's SuperExec starts `flwr-simulation` (and Ray under it) in a
+    session of its own, which outlives the SuperLink's group and, orphaned, keeps training.
+    """
+    if proc.poll() is not None:
+        return
+    groups = _groups([proc.pid, *descendants(proc.pid)])  # before anything dies and its children move to init
+    _signal_groups(groups, signal.SIGTERM)
+    deadline = time.time() + grace
+    try:
         proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        pass
+    while _signal_groups(groups, 0) and time.time() < deadline:
+        time.sleep(0.2)
+    _signal_groups(groups, signal.SIGKILL)
+    proc.wait(timeout=grace)
 
 
 def spawn(cmd: Sequence[str], env: dict[str, str], log: Path, cwd: str | None = None) -> subprocess.Popen:
