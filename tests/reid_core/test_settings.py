@@ -83,6 +83,7 @@ def test_fedureid_carries_the_measured_settings_and_paper_the_published_ones():
     learner as published."""
     s = load_settings(["experiment=real_cpu", "algorithm=fedureid"], check_data=False)
     assert (s.cluster.max_merge_percent, s.early_stop.min_epochs, s.pu.mu) == (0.05, 2, 0.5)
+    assert s.cluster.estimator == "per_camera"
     assert s.federation.max_share == 0.4
     paper = load_settings(["experiment=real_cpu", "algorithm=paper", "train.cross_camera_weight=0",
                            "pc.camera_floor=false"], check_data=False)
@@ -91,7 +92,8 @@ def test_fedureid_carries_the_measured_settings_and_paper_the_published_ones():
     assert (paper.early_stop.rule, paper.early_stop.min_epochs, paper.pu.mu) == ("precision", 1, 0.5)
     assert paper.train.cross_camera_weight == 0.0
     for component in ("pc", "pc_pe"):  # the ablation's PC rows use fedureid's PC
-        assert load_settings([f"algorithm={component}"]).cluster.max_merge_percent == 0.05
+        cluster = load_settings([f"algorithm={component}"]).cluster
+        assert (cluster.max_merge_percent, cluster.estimator) == (0.05, "per_camera")
 
 
 def test_dataclass_defaults_are_conf_defaults():
