@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from fedureid.processes import descendants  # Flower's SuperExecs leave the process group, not the tree
 from reid_core.federation.state import ServerState
 
 GROWTH_MB = 25.0
@@ -49,18 +50,6 @@ def _processes() -> dict[int, tuple[int, bytes]]:
         except OSError:
             continue
     return out
-
-
-def descendants(pid: int) -> list[int]:
-    """Every live process started under `pid`: Flower's SuperExecs leave the process group, not the tree."""
-    procs = _processes()
-    found, frontier = [], [pid]
-    while frontier:
-        parent = frontier.pop()
-        children = [p for p, (pp, _) in procs.items() if pp == parent]
-        found += children
-        frontier += children
-    return found
 
 
 def serverapp_pid(link_pid: int) -> int | None:
