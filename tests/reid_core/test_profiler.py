@@ -136,7 +136,8 @@ def test_per_camera_profiler_estimates_every_round_and_restores(monkeypatch):
     assert calls == [100, 100]
     restored = Profiler(ClusterConfig(mode="personalized", estimator="per_camera"), total_merge_steps=3)
     restored.load_state_dict(prof.state_dict())
-    assert restored.state_dict() == {"num_images": 100, "estimated_identities": 10, "estimate_trusted": True}
+    assert restored.state_dict() == {"num_images": 100, "estimated_identities": 10, "estimate_trusted": True,
+                                     "trusted_counts": [10, 10]}
     assert restored.num_merge(2, 40) == 30  # no features needed any more
     assert calls == [100, 100]
 
@@ -147,12 +148,32 @@ def test_an_untrusted_estimate_merges_the_fixed_amount(monkeypatch):
     assert prof.num_merge(0, 100, features=np.zeros((100, 4), dtype=np.float32)) == 5  # not (100 - 10) / 3
 
 
-def test_a_trusted_estimate_is_kept_over_later_untrusted_ones(monkeypatch):
+def test_the_edge_goes_by_the_median_of_its_trusted_estimates(monkeypatch):
+    # untrusted until one is trusted; later untrusted ones change nothing; trusted ones enter the median
     fake_estimates(monkeypatch, IdentityEstimate(20, False), IdentityEstimate(40, True), IdentityEstimate(5, False),
-                   IdentityEstimate(30, True))
+                   IdentityEstimate(30, True), IdentityEstimate(33, True), IdentityEstimate(90, True))
     prof = Profiler(ClusterConfig(mode="personalized", estimator="per_camera"), total_merge_steps=3)
     feats = np.zeros((100, 4), dtype=np.float32)
-    assert [prof.observe(feats, None).count for _ in range(4)] == [20, 40, 40, 30]
+    assert [prof.observe(feats, None).count for _ in range(6)] == [20, 40, 40, 35, 33, 36]
+    assert [prof.estimate.trusted, prof.trusted_counts] == [True, [40, 30, 33, 90]]
+
+
+def test_trusted_median_by_hand():
+    from reid_core.personalization.personalized_clustering import trusted_median
+    latest = IdentityEstimate(45, True, reason="r6")
+    # demo airport, seed 0: 34, 36, 38, 42, 44, 45 after rounds 1-6 -> median 40 for 35 people (the latest: 45)
+    assert trusted_median([34, 36, 38, 42, 44, 45], latest) == IdentityEstimate(40, True, (), "r6")
+    assert trusted_median([7], latest).count == 7
+    with pytest.raises(ValueError, match="trusted"):
+        trusted_median([], latest)
+    with pytest.raises(ValueError, match="trusted"):
+        trusted_median([3], IdentityEstimate(3, False))
+
+
+def test_profiler_state_without_the_history_restores_the_kept_count():
+    prof = Profiler(ClusterConfig(mode="personalized", estimator="per_camera"), total_merge_steps=3)
+    prof.load_state_dict({"num_images": 100, "estimated_identities": 12, "estimate_trusted": True})
+    assert prof.trusted_counts == [12] and prof.estimate.count == 12
 
 
 def test_inverse_count_profiler_estimates_once(monkeypatch):
