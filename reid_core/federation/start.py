@@ -28,6 +28,8 @@ def fingerprint(settings: Settings) -> str:
         d.pop(key)
     pu = d.pop("pu")  # the digest as when mu and where sat under federation: earlier checkpoints still resume
     d["federation"] = {"mu": pu["mu"], "pu_where": pu["where"]}
+    if pu["local_bn"]:  # only when on, so that the default digest stays as it was
+        d["federation"]["local_bn"] = True
     d["train"].pop("progress")
     return hashlib.sha1(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
