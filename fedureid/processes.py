@@ -104,6 +104,23 @@ def _signal_groups(groups: set[int], sig: int) -> set[int]:
     return alive
 
 
+def running_in(groups: set[int]) -> bool:
+    """True while a process that is not a zombie belongs to one of `groups`.
+
+    A zombie keeps its group signalable until its parent reaps it (never, under an init that does not
+    reap), yet nothing runs there: waiting for it would only spend the whole grace.
+    """
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                state, _ppid, group = (entry / "stat").read_text().rsplit(")", 1)[1].split()[:3]
+            except (OSError, ValueError):
+                continue
+            if int(group) in groups and state != "Z":
+                return True
+    return False
+
+
 def stop(proc: subprocess.Popen, grace: float = 10.0) -> None:
     """SIGTERM the process's group and every group below it, then SIGKILL what is left.
 
@@ -119,7 +136,7 @@ def stop(proc: subprocess.Popen, grace: float = 10.0) -> None:
         proc.wait(timeout=grace)
     except subprocess.TimeoutExpired:
         pass
-    while _signal_groups(groups, 0) and time.time() < deadline:
+    while running_in(groups) and time.time() < deadline:
         time.sleep(0.2)
     _signal_groups(groups, signal.SIGKILL)
     proc.wait(timeout=grace)

@@ -6,7 +6,7 @@ import os
 import subprocess
 import time
 
-from fedureid.processes import descendants, stop
+from fedureid.processes import descendants, running_in, stop
 
 
 def _alive(pid: int) -> bool:
@@ -30,3 +30,19 @@ def test_stop_reaches_a_child_that_started_its_own_session():
         assert not [pid for pid in below if _alive(pid)]
     finally:
         subprocess.run(["pkill", "-KILL", "-s", str(parent.pid)], check=False)
+
+
+def test_a_group_of_zombies_is_not_running():
+    zombie = subprocess.Popen(["true"], start_new_session=True)  # never waited for: a zombie once it exits
+    live = subprocess.Popen(["sleep", "30"], start_new_session=True)
+    try:
+        deadline = time.time() + 10
+        while running_in({zombie.pid}) and time.time() < deadline:
+            time.sleep(0.05)
+        os.killpg(zombie.pid, 0)  # still signalable: the reason not to ask killpg whether it runs
+        assert not running_in({zombie.pid})
+        assert running_in({live.pid}) and running_in({zombie.pid, live.pid})
+    finally:
+        live.kill()
+        live.wait()
+        zombie.wait()
