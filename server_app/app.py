@@ -48,6 +48,7 @@ def main(grid: Grid, context: Context) -> None:
                                 total_rounds=settings.rounds, screening=screening(settings),
                                 rule=aggregation_rule(fed.aggregation, fed.num_malicious, fed.trim),
                                 evaluate_every=fed.evaluate_every, query_timeout=fed.timeout,
+                                fraction_train=fed.fraction_train, seed=settings.seed,
                                 privacy=privacy(settings),
                                 account=Accountant(fed.dp_delta, len(settings.clients), state.history)
                                 if fed.dp_noise_multiplier > 0 else None)

@@ -40,12 +40,14 @@ class FedUReIDStrategy(FedAvg):
                  checkpoint_dir: str | None = None, total_rounds: int | None = None,
                  query_timeout: float = 600.0, screening: Screening = Screening(),
                  rule: AggregationRule | None = None, evaluate_every: int = 1, privacy: Privacy = Privacy(),
-                 account: Callable[[dict], None] | None = None) -> None:
+                 account: Callable[[dict], None] | None = None, fraction_train: float = 1.0,
+                 seed: int = 0) -> None:
         super().__init__(min_train_nodes=min_clients, min_evaluate_nodes=min_clients,
                          min_available_nodes=min_clients, weighted_by_key=rec.NUM_EXAMPLES)
         self.core = FederationCore(state, pu=pu, min_clients=min_clients,
                                    checkpoint_dir=checkpoint_dir, say=log, screening=screening, rule=rule,
-                                   evaluate_every=evaluate_every, privacy=privacy, account=account)
+                                   evaluate_every=evaluate_every, privacy=privacy, account=account,
+                                   fraction_train=fraction_train, seed=seed)
         self.offset = state.round  # Strategy.start counts from 1; we resume after it
         self.total_rounds = total_rounds
         self.query_timeout = query_timeout
@@ -133,7 +135,11 @@ class FedUReIDStrategy(FedAvg):
     def configure_train(self, server_round, arrays, config, grid):
         """One message per node with its personalised model."""
         self._round_started = time.time()
-        msgs = super().configure_train(server_round, arrays, config, grid)
+        msgs = super().configure_train(server_round, arrays, config, grid)  # every node online (fraction 1)
+        self._identify(grid, [m.metadata.dst_node_id for m in msgs])
+        chosen = set(self.core.train_edges(self.offset + server_round,
+                                           [self.client_name(m.metadata.dst_node_id) for m in msgs]))
+        msgs = [m for m in msgs if self.client_name(m.metadata.dst_node_id) in chosen]
         return self._per_node(msgs, arrays, config, grid, MessageType.TRAIN)
 
     def configure_evaluate(self, server_round, arrays, config, grid):

@@ -49,6 +49,7 @@ class FederationConfig:
     """Cloud-side settings."""
 
     min_clients: int = 2
+    fraction_train: float = 1.0  # the share of the edges online that train a round, drawn by name (at least min_clients)
     timeout: float = 3600.0
     grace: float | None = None  # quorum met: a phase goes on after this many quiet seconds (None: waits for all)
     client_cpus: int = 1  # simulation: CPUs per virtual SuperNode (Flower takes whole CPUs)
@@ -294,6 +295,8 @@ def _check_secure(fed: FederationConfig, pu: PersonalizedUpdate) -> None:
     _require(pu.at_edge, "federation.secure_aggregation",
              "needs pu.where=edge: Personalized Update at the cloud mixes each edge's last model, which secure "
              "aggregation keeps from the cloud; pu.where=edge gives the same personalised model, mixed at the edge")
+    _require(fed.fraction_train == 1, "federation.fraction_train",
+             "must be 1 with federation.secure_aggregation: SecAgg+ is run over every edge of the round")
     _require(fed.grace is None, "federation.grace",
              "must be null with federation.secure_aggregation: SecAgg+ waits for its own reconstruction threshold")
     _require(fed.aggregation == "fedavg", "federation.secure_aggregation",
@@ -337,6 +340,8 @@ def validate(s: Settings, check_data: bool = True) -> None:
     _require(s.algorithm in ALGORITHMS, "algorithm", f"unknown '{s.algorithm}', choose one of {ALGORITHMS}")
     fed = s.federation
     _require(fed.min_clients >= 1, "federation.min_clients", f"must be >= 1, got {fed.min_clients!r}")
+    _require(0 < fed.fraction_train <= 1, "federation.fraction_train",
+             f"must be in (0, 1] (1: every edge trains every round), got {fed.fraction_train!r}")
     _require(fed.timeout > 0, "federation.timeout", "must be > 0")
     _require(fed.grace is None or fed.grace >= 0, "federation.grace",
              f"must be null (wait for every edge) or seconds >= 0, got {fed.grace!r}")

@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import numpy as np
@@ -26,6 +26,7 @@ import numpy as np
 from reid_core.config.schema import PersonalizedUpdate
 from reid_core.federation.aggregation import check_update, edge_start, personalize, weighted_average
 from reid_core.federation.privacy import Privacy, add_noise, clip_model, noise_std
+from reid_core.federation.sampling import train_sample
 from reid_core.federation.screening import (Screening, bounded_count, capped_shares, change_norms, impossible_model,
                                             norm_outliers)
 from reid_core.federation.secure_sum import apply_change
@@ -84,7 +85,7 @@ class FederationCore:
                  checkpoint_dir: str | None = None, say: Say = python_log,
                  screening: Screening = Screening(), rule: AggregationRule | None = None,
                  evaluate_every: int = 1, privacy: Privacy = Privacy(),
-                 account: Callable[[dict], None] | None = None) -> None:
+                 account: Callable[[dict], None] | None = None, fraction_train: float = 1.0, seed: int = 0) -> None:
         self.state = state
         self.pu = pu
         self.min_clients = min_clients
@@ -95,6 +96,11 @@ class FederationCore:
         self.evaluate_every = evaluate_every
         self.privacy = privacy
         self.account = account  # counts the privacy each noised round spends (the ServerApp's accountant)
+        self.fraction_train, self.seed = fraction_train, seed
+
+    def train_edges(self, rnd: int, names: Iterable[str]) -> list[str]:
+        """The edges of `names` (those online) that train in round `rnd`."""
+        return train_sample(names, self.fraction_train, self.seed, rnd, least=self.min_clients)
 
     def evaluates(self, rnd: int, total_rounds: int) -> bool:
         """Whether the edges evaluate after round `rnd`: round 0, every `evaluate_every`-th, and the last."""

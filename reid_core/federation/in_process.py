@@ -70,7 +70,7 @@ def run_in_process(settings: Settings, deadline_s: float | None = None, engine: 
         start = time.time()
         glob = state.global_arrays
         accepted = {}
-        for name in sorted(learners):
+        for name in core.train_edges(rnd, learners):
             sent = core.downlink(name, glob)
             try:
                 arrays, metrics = learners[name].train_round(None, rnd, settings.rounds, core.start_from(sent))

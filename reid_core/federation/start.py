@@ -79,7 +79,7 @@ def federation_core(settings: Settings, say: Say = python_log, rule: Aggregation
                           min_clients=fed.min_clients,
                           checkpoint_dir=checkpoint_dir(settings) if fed.checkpoint else None, say=say,
                           screening=screening(settings), rule=rule, evaluate_every=fed.evaluate_every,
-                          privacy=privacy(settings))
+                          privacy=privacy(settings), fraction_train=fed.fraction_train, seed=settings.seed)
 
 
 def screening(settings: Settings) -> Screening:

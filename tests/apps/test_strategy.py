@@ -278,3 +278,20 @@ def test_no_edge_passes_the_share_cap():
     core = FederationCore(state, min_clients=1, screening=Screening(max_share=0.5))
     new, _ = core.aggregate(1, {"a": (arrays(1.0), {"num-examples": 900}), "b": (arrays(3.0), {"num-examples": 100})})
     np.testing.assert_allclose(new["w"], 2.0)  # 50 : 50 instead of 90 : 10
+
+
+def test_a_fraction_of_the_edges_trains_drawn_by_name_and_every_edge_evaluates():
+    names = {100 + i: f"e{i}" for i in range(6)}
+    st = FedUReIDStrategy(ServerState(global_arrays=arrays(0.0)), min_clients=2, total_rounds=5,
+                          fraction_train=0.5, seed=7)
+    trained = st.configure_train(1, to_record(st.state.global_arrays), ConfigRecord(), FakeGrid(names))
+    got = sorted(names[m.metadata.dst_node_id] for m in trained)
+    assert len(got) == 3 and got == st.core.train_edges(1, names.values())
+    # the same edges whichever node ids they hold now (a restart gives new ones)
+    again = FedUReIDStrategy(ServerState(global_arrays=arrays(0.0)), min_clients=2, total_rounds=5,
+                             fraction_train=0.5, seed=7)
+    renamed = {200 + i: n for i, n in enumerate(reversed(list(names.values())))}
+    assert sorted(renamed[m.metadata.dst_node_id] for m in again.configure_train(
+        1, to_record(again.state.global_arrays), ConfigRecord(), FakeGrid(renamed))) == got
+    evaluated = st.configure_evaluate(1, to_record(st.state.global_arrays), ConfigRecord(), FakeGrid(names))
+    assert len(evaluated) == 6

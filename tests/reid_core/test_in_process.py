@@ -76,3 +76,15 @@ def test_an_edge_that_fails_is_rejected_as_in_flower_and_the_run_goes_on(tmp_pat
     assert [(r["client"], r["phase"]) for r in rejected] == [("edge_b", "evaluate")]
     assert "error reply: the model gives no finite feature" in rejected[0]["reason"]
     assert sorted(metrics["final"]) == ["edge_a", "edge_c"]
+
+
+def test_a_fraction_of_the_edges_trains_each_round_and_every_edge_evaluates(tmp_path):
+    from reid_core.federation.sampling import train_sample
+
+    settings = _settings(tmp_path / "run", tmp_path / "data", "rounds=2", "federation.fraction_train=0.5",
+                         "federation.min_clients=1", "seed=1")
+    metrics = run_in_process(settings)
+    for record in metrics["rounds"]:
+        trained = sorted(n for n, m in record["clients"].items() if "epochs" in m)
+        assert trained == train_sample(settings.clients, 0.5, seed=1, rnd=record["round"]) and len(trained) == 2
+        assert sorted(n for n, m in record["clients"].items() if "rank1" in m) == ["edge_a", "edge_b", "edge_c"]

@@ -49,6 +49,7 @@ def test_the_mean_change_moves_the_float_arrays_and_keeps_the_counters():
     (["pu.where=edge", "federation.aggregation=median"], "only aggregation=fedavg"),
     (["pu.where=edge", "federation.secagg_modulus_range=5000000000"], "power of 2"),
     (["pu.where=edge", "federation.secagg_num_shares=2"], "count > 2"),
+    (["pu.where=edge", "federation.fraction_train=0.5"], "SecAgg\\+ is run over every edge"),
 ])
 def test_secure_aggregation_refuses_what_it_cannot_do(overrides, message):
     with pytest.raises(ConfigError, match=message):

@@ -45,7 +45,8 @@ def test_overrides_and_custom_clients(tmp_path):
     [("pu.mu=1.5", "mu"), ("pu.mu=-0.1", "mu"), ("rounds=0", "rounds"), ("algorithm=fedsgd", "algorithm"),
      ("experiment=huge", "experiment"), ("model.arch=vgg", "model.arch"), ("pe.rule=magic", "pe.rule"),
      ("pc.mode=random", "pc.mode"), ("pc.estimator=guess", "pc.estimator"), ("pu.where=moon", "pu.where"),
-     ("nonexistent.key=1", "nonexistent.key")],
+     ("nonexistent.key=1", "nonexistent.key"), ("federation.fraction_train=0", "federation.fraction_train"),
+     ("federation.fraction_train=1.2", "federation.fraction_train")],
 )
 def test_bad_values_name_the_key(override, key):
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
