@@ -2,7 +2,8 @@
 """`make soak`: a federation under chaos on the loopback, with real Flower processes.
 
 One SuperLink (`--database`, so it can restart), 16 SuperNodes on tiny synthetic edges (48
-training images each), 10 rounds of `experiment=smoke`. A chaos driver SIGKILLs a random
+training images each), 10 rounds of `experiment=smoke` in which half of the edges online train
+(`federation.fraction_train=0.5`, drawn by name each round; all 16 evaluate). A chaos driver SIGKILLs a random
 SuperNode (with its SuperExec and ClientApp) every 30 s and starts it again with the same node
 config (a new node_id, the same state folder), and once, after half the rounds, SIGKILLs the
 SuperLink (with the ServerApp it runs) and starts it again on the same port and database. A run the
@@ -118,6 +119,7 @@ def run_config(work: Path, data: Path, names: list[str], args: argparse.Namespac
     # or, once min_clients answered, until no edge answered for federation.grace seconds; the edges
     # evaluate after round 0, every k-th round and the last
     overrides = [f"rounds={args.rounds}", f"federation.min_clients={args.min_clients}",
+                 f"federation.fraction_train={args.fraction_train}",
                  f"federation.timeout={args.phase_timeout}", f"federation.evaluate_every={args.evaluate_every}",
                  f"federation.grace={args.grace}",
                  "train.first_round_epochs=1",
@@ -221,7 +223,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--edges", type=int, default=16)
     parser.add_argument("--rounds", type=int, default=10)
-    parser.add_argument("--min-clients", type=int, default=8, help="federation.min_clients of the run")
+    parser.add_argument("--min-clients", type=int, default=6, help="federation.min_clients of the run")
+    parser.add_argument("--fraction-train", type=float, default=0.5, help="federation.fraction_train of the run: "
+                        "the share of the edges online that train a round (every edge evaluates)")
     parser.add_argument("--kill-every", type=float, default=30.0, help="seconds between SuperNode kills")
     parser.add_argument("--phase-timeout", type=int, default=300, help="federation.timeout: seconds a phase "
                         "waits; short ones leave ClientApps working past it, slowing the next phase")
