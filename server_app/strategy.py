@@ -137,9 +137,11 @@ class FedUReIDStrategy(FedAvg):
         self._round_started = time.time()
         msgs = super().configure_train(server_round, arrays, config, grid)  # every node online (fraction 1)
         self._identify(grid, [m.metadata.dst_node_id for m in msgs])
-        chosen = set(self.core.train_edges(self.offset + server_round,
-                                           [self.client_name(m.metadata.dst_node_id) for m in msgs]))
-        msgs = [m for m in msgs if self.client_name(m.metadata.dst_node_id) in chosen]
+        # drawn among the nodes that told their name: one that did not is gone (a killed SuperNode stays
+        # listed for up to a minute) and would only take the place of an edge that can train
+        named = [self.node_to_client[m.metadata.dst_node_id] for m in msgs if m.metadata.dst_node_id in self.node_to_client]
+        chosen = set(self.core.train_edges(self.offset + server_round, named)) if named else set()
+        msgs = [m for m in msgs if self.node_to_client.get(m.metadata.dst_node_id) in chosen]
         return self._per_node(msgs, arrays, config, grid, MessageType.TRAIN)
 
     def configure_evaluate(self, server_round, arrays, config, grid):

@@ -295,3 +295,10 @@ def test_a_fraction_of_the_edges_trains_drawn_by_name_and_every_edge_evaluates()
         1, to_record(again.state.global_arrays), ConfigRecord(), FakeGrid(renamed))) == got
     evaluated = st.configure_evaluate(1, to_record(st.state.global_arrays), ConfigRecord(), FakeGrid(names))
     assert len(evaluated) == 6
+
+
+def test_a_node_that_does_not_tell_its_name_gets_no_training():
+    # a killed SuperNode stays listed a while; its name query goes unanswered
+    st, grid = strategy(), FakeGrid({11: "a", 22: "b", 33: None})
+    msgs = st.configure_train(1, to_record(st.state.global_arrays), ConfigRecord(), grid)
+    assert sorted(m.metadata.dst_node_id for m in msgs) == [11, 22]
