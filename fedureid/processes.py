@@ -64,16 +64,22 @@ def wait_for_port(port: int, proc: subprocess.Popen, timeout: float = 60.0, log:
     raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout:.0f} s")
 
 
-def descendants(pid: int) -> list[int]:
-    """The live processes below `pid` (children, theirs, ...), read from /proc."""
-    children: dict[int, list[int]] = {}
+def _proc_stats():
+    """(pid, state, parent pid, process group) of every process, read from /proc."""
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
-                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
+                state, ppid, group = (entry / "stat").read_text().rsplit(")", 1)[1].split()[:3]
+                yield int(entry.name), state, int(ppid), int(group)
+            except (OSError, ValueError):
                 continue
-            children.setdefault(ppid, []).append(int(entry.name))
+
+
+def descendants(pid: int) -> list[int]:
+    """The live processes below `pid` (children, theirs, ...), read from /proc."""
+    children: dict[int, list[int]] = {}
+    for child, _state, ppid, _group in _proc_stats():
+        children.setdefault(ppid, []).append(child)
     found, todo = [], list(children.get(pid, []))
     while todo:
         child = todo.pop()
@@ -92,16 +98,13 @@ def _groups(pids: Sequence[int]) -> set[int]:
     return groups - {os.getpgrp()}
 
 
-def _signal_groups(groups: set[int], sig: int) -> set[int]:
-    """Send `sig` to each group; the groups that still had a process."""
-    alive = set()
+def _signal_groups(groups: set[int], sig: int) -> None:
+    """Send `sig` to each group that still has a process."""
     for group in groups:
         try:
             os.killpg(group, sig)
-            alive.add(group)
         except ProcessLookupError:
             pass
-    return alive
 
 
 def running_in(groups: set[int]) -> bool:
@@ -110,15 +113,7 @@ def running_in(groups: set[int]) -> bool:
     A zombie keeps its group signalable until its parent reaps it (never, under an init that does not
     reap), yet nothing runs there: waiting for it would only spend the whole grace.
     """
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                state, _ppid, group = (entry / "stat").read_text().rsplit(")", 1)[1].split()[:3]
-            except (OSError, ValueError):
-                continue
-            if int(group) in groups and state != "Z":
-                return True
-    return False
+    return any(group in groups and state != "Z" for _pid, state, _ppid, group in _proc_stats())
 
 
 def stop(proc: subprocess.Popen, grace: float = 10.0) -> None:
