@@ -140,7 +140,7 @@ class FedUReIDStrategy(FedAvg):
         # drawn among the nodes that told their name: one that did not is gone (a killed SuperNode stays
         # listed for up to a minute) and would only take the place of an edge that can train
         named = [self.node_to_client[m.metadata.dst_node_id] for m in msgs if m.metadata.dst_node_id in self.node_to_client]
-        chosen = set(self.core.train_edges(self.offset + server_round, named)) if named else set()
+        chosen = set(self.core.train_edges(self.offset + server_round, named))
         msgs = [m for m in msgs if self.node_to_client.get(m.metadata.dst_node_id) in chosen]
         return self._per_node(msgs, arrays, config, grid, MessageType.TRAIN)
 
