@@ -8,6 +8,8 @@ AGGREGATIONS = ("fedavg", "median", "trimmed", "krum", "multikrum", "bulyan")
 MISBEHAVIOURS = ("scale", "flip", "noise", "stale", "count")
 # pc.estimator: how Personalized Clustering estimates an edge's identities (reid_core.personalization)
 ESTIMATORS = ("inverse_count", "per_camera")
+# pe.rule: when Personalized Epoch stops an edge's round (reid_core.personalization.personalized_epoch)
+EARLY_STOP_RULES = ("none", "precision", "plateau", "trend")
 # pu.where: where Personalized Update mixes the personalised model
 PU_PLACES = ("cloud", "edge")
 

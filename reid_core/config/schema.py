@@ -63,10 +63,11 @@ class TrainConfig:
 class EarlyStopConfig:
     """Personalized Epoch: when local training stops."""
 
-    rule: str = "none"  # none (fixed epochs) | precision (official) | plateau
+    rule: str = "none"  # none (fixed epochs) | precision (official) | plateau | trend
     precision_threshold: float = 0.95
     patience: int = 1
     min_delta: float = 0.01  # relative loss improvement counted as progress
+    window: int = 3  # trend: epochs averaged on each side of the comparison
     min_epochs: int = 1
 
 

@@ -23,7 +23,7 @@ from reid_core.config.schema import (
     PersonalizedUpdate,
     TrainConfig,
 )
-from reid_core.config.choices import AGGREGATIONS, ESTIMATORS, MISBEHAVIOURS
+from reid_core.config.choices import AGGREGATIONS, EARLY_STOP_RULES, ESTIMATORS, MISBEHAVIOURS
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 
@@ -372,7 +372,9 @@ def validate(s: Settings, check_data: bool = True) -> None:
     _require(t.amp in ("off", "bf16", "fp16"), "train.amp", f"must be off, bf16 or fp16, got {t.amp!r}")
     _require(0.0 <= t.cross_camera_weight < 1.0, "train.cross_camera_weight", f"must be in [0, 1), got {t.cross_camera_weight!r}")
     e = s.early_stop
-    _require(e.rule in ("none", "precision", "plateau"), "pe.rule", f"unknown '{e.rule}', choose none|precision|plateau")
+    _require(e.rule in EARLY_STOP_RULES, "pe.rule", f"unknown '{e.rule}', choose {'|'.join(EARLY_STOP_RULES)}")
+    _require(e.patience >= 1, "pe.patience", f"must be >= 1, got {e.patience!r}")
+    _require(e.window >= 1, "pe.window", f"must be >= 1, got {e.window!r}")
     _require(0.0 < e.precision_threshold <= 1.0, "pe.precision_threshold", "must be in (0, 1]")
     c = s.cluster
     _require(c.mode in ("fixed", "personalized"), "pc.mode", f"unknown '{c.mode}', choose fixed|personalized")

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from reid_core.config.choices import EARLY_STOP_RULES as RULES
 from reid_core.config.schema import EarlyStopConfig
-
-RULES = ("none", "precision", "plateau")
 
 
 def precision_rule(batch_correct: Sequence[int], batch_sizes: Sequence[int], threshold: float) -> bool:
@@ -56,6 +55,22 @@ def plateau_rule(epoch_losses: Sequence[float], patience: int, min_delta: float)
         if improvement >= min_delta:
             return False
     return True
+
+
+def trend_rule(epoch_losses: Sequence[float], window: int, min_delta: float) -> bool:
+    """True if the last ``window`` epochs' mean loss is less than ``min_delta`` below the ``window`` before.
+
+    The drop is relative: (mean(before) - mean(last)) / |mean(before)|. Averaging a window rides
+    out the epoch-to-epoch noise of a small edge's loss, which stops ``plateau_rule`` at the first
+    unlucky epoch while the loss still falls. Needs ``2 * window`` epochs.
+    """
+    if window < 1:
+        raise ValueError(f"window must be >= 1, got {window}")
+    if len(epoch_losses) < 2 * window:
+        return False
+    before = sum(epoch_losses[-2 * window:-window]) / window
+    last = sum(epoch_losses[-window:]) / window
+    return (before - last) / max(abs(before), 1e-12) < min_delta
 
 
 class EarlyStopper:
@@ -112,4 +127,6 @@ class EarlyStopper:
             return bool(self._sizes) and precision_rule(self._correct, self._sizes, threshold)
         if rule == "plateau":
             return plateau_rule(self.epoch_losses, self.config.patience, self.config.min_delta)
+        if rule == "trend":
+            return trend_rule(self.epoch_losses, self.config.window, self.config.min_delta)
         return False

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from reid_core.config.schema import EarlyStopConfig
-from reid_core.personalization.personalized_epoch import EarlyStopper, plateau_rule, precision_rule
+from reid_core.personalization.personalized_epoch import EarlyStopper, plateau_rule, precision_rule, trend_rule
 
 
 @pytest.mark.parametrize(
@@ -51,6 +51,27 @@ def test_plateau_rule_rejects_zero_patience():
         plateau_rule([1.0, 1.0], 0, 0.01)
 
 
+@pytest.mark.parametrize(
+    ("losses", "window", "expected"),
+    [
+        ([4.0, 3.0, 2.0, 1.0], 2, False),  # means 3.5 then 1.5: a 57% drop
+        ([2.0, 2.0, 1.99, 1.99], 2, True),  # 2.0 -> 1.99: 0.5% < 3%
+        ([2.0, 2.0, 1.9, 1.9], 2, False),  # 5% drop
+        ([2.0, 1.8, 2.2, 1.8], 2, True),  # noisy, no trend: 2.0 -> 2.0
+        ([9.0, 2.0, 2.0, 1.9, 1.9], 2, False),  # only the last 2 * window epochs count
+        ([2.0, 1.0, 1.0], 2, False),  # not enough epochs
+        ([2.0, 2.0, 2.0, 2.1, 2.1, 2.1], 3, True),  # worse is no progress
+    ],
+)
+def test_trend_rule(losses, window, expected):
+    assert trend_rule(losses, window, 0.03) is expected
+
+
+def test_trend_rule_rejects_zero_window():
+    with pytest.raises(ValueError, match="window"):
+        trend_rule([1.0, 1.0], 0, 0.03)
+
+
 def run_epochs(stopper: EarlyStopper, epochs: list[list[tuple[int, int, float]]]) -> list[bool]:
     decisions = []
     for batches in epochs:
@@ -90,6 +111,14 @@ def test_plateau_stopper():
     stopper = EarlyStopper(EarlyStopConfig(rule="plateau", patience=1, min_delta=0.01), max_epochs=10)
     assert run_epochs(stopper, [[(0, 4, 2.0)], [(0, 4, 1.0)], [(0, 4, 0.999)]]) == [False, False, True]
     assert stopper.stopped_early
+
+
+def test_trend_stopper_waits_for_min_epochs():
+    config = EarlyStopConfig(rule="trend", window=1, min_delta=0.03, min_epochs=3)
+    stopper = EarlyStopper(config, max_epochs=10)
+    # the rule fires from epoch 2 on (flat loss); min_epochs holds it to epoch 3
+    assert run_epochs(stopper, [[(0, 4, 1.0)]] * 3) == [False, False, True]
+    assert stopper.stopped_early and stopper.epochs_run == 3
 
 
 def test_stop_at_max_epochs_is_not_early():

@@ -46,7 +46,8 @@ def test_overrides_and_custom_clients(tmp_path):
      ("experiment=huge", "experiment"), ("model.arch=vgg", "model.arch"), ("pe.rule=magic", "pe.rule"),
      ("pc.mode=random", "pc.mode"), ("pc.estimator=guess", "pc.estimator"), ("pu.where=moon", "pu.where"),
      ("nonexistent.key=1", "nonexistent.key"), ("federation.fraction_train=0", "federation.fraction_train"),
-     ("federation.fraction_train=1.2", "federation.fraction_train")],
+     ("federation.fraction_train=1.2", "federation.fraction_train"), ("pe.window=0", "pe.window"),
+     ("pe.patience=0", "pe.patience")],
 )
 def test_bad_values_name_the_key(override, key):
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
