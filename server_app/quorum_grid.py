@@ -1,10 +1,11 @@
-"""A Grid whose train and evaluate phases go on once `min_clients` answered and nobody answered for `grace` s.
+"""A Grid whose phases go on once `min_clients` answered and nobody answered for `grace` s.
 
 Flower's `Grid.send_and_receive` waits for every reply or the timeout. Here the same push and
 pull, with `reid_core.federation.quorum.stop_waiting` deciding when to stop: a killed edge
 (declared gone by the SuperLink only after two missed heartbeats) or a straggler no longer holds
-the whole round. Queries for client names still wait for every edge: the strategy needs each
-node's name before it sends that node a personalised model.
+the whole round. Name queries too: a node that did not tell its name gets no training that round
+and is asked again the next, so a dead node still listed (a new ServerApp asks every listed node)
+does not hold the round while the live edges wait to train.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from flwr.serverapp import Grid
 
 from reid_core.federation.quorum import stop_waiting
 
-QUORUM_PHASES = (MessageType.TRAIN, MessageType.EVALUATE)
+QUORUM_PHASES = (MessageType.TRAIN, MessageType.EVALUATE, MessageType.QUERY)
 
 
 class QuorumGrid:

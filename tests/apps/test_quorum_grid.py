@@ -1,4 +1,4 @@
-"""QuorumGrid: with min_clients answered, a phase goes on after `grace` quiet seconds; queries wait for all."""
+"""QuorumGrid: with min_clients answered, a train, evaluate or query phase goes on after `grace` quiet seconds."""
 
 from __future__ import annotations
 
@@ -97,8 +97,14 @@ def test_error_replies_do_not_make_the_quorum():
     assert ids == ["m0", "m1"] and t == 100.0  # one real answer of two needed: the timeout ends it
 
 
-def test_queries_wait_for_every_edge():
-    ids, t = run({1: ok(2), 2: ok(3), 3: ok(40)}, kind=MessageType.QUERY)
+def test_name_queries_go_on_after_the_grace_once_the_quorum_answered():
+    ids, t = run({1: ok(2), 2: ok(3), 3: None}, kind=MessageType.QUERY)
+    assert ids == ["m0", "m1"] and t == 13.0  # a dead node still listed: quorum at 3 s, + 10 s grace
+
+
+def test_other_messages_wait_for_every_edge():
+    # a sub-type (as SecAgg+ stages send) is not one of the quorum phases
+    ids, t = run({1: ok(2), 2: ok(3), 3: ok(40)}, kind=f"{MessageType.TRAIN}.stage")
     assert ids == ["m0", "m1", "m2"] and t == 40.0
 
 
