@@ -67,7 +67,7 @@ class EarlyStopConfig:
     precision_threshold: float = 0.95
     patience: int = 1
     min_delta: float = 0.01  # relative loss improvement counted as progress
-    window: int = 3  # trend: epochs averaged on each side of the comparison
+    window: int | None = None  # trend: epochs averaged on each side; None: a fifth of the round's epochs
     min_epochs: int = 1
 
 

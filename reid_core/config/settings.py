@@ -374,7 +374,7 @@ def validate(s: Settings, check_data: bool = True) -> None:
     e = s.early_stop
     _require(e.rule in EARLY_STOP_RULES, "pe.rule", f"unknown '{e.rule}', choose {'|'.join(EARLY_STOP_RULES)}")
     _require(e.patience >= 1, "pe.patience", f"must be >= 1, got {e.patience!r}")
-    _require(e.window >= 1, "pe.window", f"must be >= 1, got {e.window!r}")
+    _require(e.window is None or e.window >= 1, "pe.window", f"must be null or >= 1, got {e.window!r}")
     _require(0.0 < e.precision_threshold <= 1.0, "pe.precision_threshold", "must be in (0, 1]")
     c = s.cluster
     _require(c.mode in ("fixed", "personalized"), "pc.mode", f"unknown '{c.mode}', choose fixed|personalized")

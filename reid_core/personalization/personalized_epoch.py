@@ -91,6 +91,8 @@ class EarlyStopper:
             raise ValueError(f"max_epochs must be >= 1, got {max_epochs}")
         self.config = config
         self.max_epochs = max_epochs
+        # trend: unset, a fifth of the round's epochs (16 -> 3, 4 -> 1): the rule can fire from 2/5 of a round
+        self.window = config.window if config.window is not None else max(1, max_epochs // 5)
         self.epochs_run = 0
         self.epoch_losses: list[float] = []
         self.epoch_precisions: list[float] = []
@@ -128,5 +130,5 @@ class EarlyStopper:
         if rule == "plateau":
             return plateau_rule(self.epoch_losses, self.config.patience, self.config.min_delta)
         if rule == "trend":
-            return trend_rule(self.epoch_losses, self.config.window, self.config.min_delta)
+            return trend_rule(self.epoch_losses, self.window, self.config.min_delta)
         return False

@@ -121,6 +121,11 @@ def test_trend_stopper_waits_for_min_epochs():
     assert stopper.stopped_early and stopper.epochs_run == 3
 
 
+@pytest.mark.parametrize(("window", "max_epochs", "expected"), [(None, 16, 3), (None, 4, 1), (None, 10, 2), (2, 16, 2)])
+def test_trend_window_is_a_fifth_of_the_round_unless_set(window, max_epochs, expected):
+    assert EarlyStopper(EarlyStopConfig(rule="trend", window=window), max_epochs).window == expected
+
+
 def test_stop_at_max_epochs_is_not_early():
     stopper = EarlyStopper(EarlyStopConfig(rule="precision"), max_epochs=1)
     assert run_epochs(stopper, [[(16, 16, 0.1)]]) == [True]
