@@ -13,8 +13,7 @@ from fedureid.aggregators import aggregation_rule
 from fedureid.records import to_record
 from reid_core.config.settings import Settings, load_settings, parse_overrides
 from reid_core.federation.report import markdown_table, write_run_outputs
-from reid_core.federation.start import (checkpoint_dir, ensure_synthetic_data, initial_state, privacy, run_meta,
-                                        screening)
+from reid_core.federation.start import ensure_synthetic_data, federation_core, run_meta
 from server_app.accounting import Accountant
 from server_app.quorum_grid import QuorumGrid
 from server_app.secure import secure_rounds
@@ -37,21 +36,15 @@ def main(grid: Grid, context: Context) -> None:
     t0 = time.time()
     settings = settings_from_run_config(dict(context.run_config))
     ensure_synthetic_data(settings)
-    state = initial_state(settings, say=log)
-    remaining = settings.rounds - state.round
     fed = settings.federation
+    core = federation_core(settings, say=log, rule=aggregation_rule(fed.aggregation, fed.num_malicious, fed.trim))
+    if fed.dp_noise_multiplier > 0:  # Flower's accountant, composed over the rounds a resumed run spent too
+        core.account = Accountant(fed.dp_delta, len(settings.clients), core.state.history)
+    state = core.state
+    remaining = settings.rounds - state.round
     log(INFO, "FedUReID: experiment=%s algorithm=%s rounds=%d (remaining %d) mu=%.2f PU at %s",
         settings.experiment, settings.algorithm, settings.rounds, remaining, settings.pu.mu, settings.pu.where)
-    strategy = FedUReIDStrategy(state, pu=settings.pu,
-                                min_clients=fed.min_clients,
-                                checkpoint_dir=checkpoint_dir(settings) if fed.checkpoint else None,
-                                total_rounds=settings.rounds, screening=screening(settings),
-                                rule=aggregation_rule(fed.aggregation, fed.num_malicious, fed.trim),
-                                evaluate_every=fed.evaluate_every, query_timeout=fed.timeout,
-                                fraction_train=fed.fraction_train, seed=settings.seed,
-                                privacy=privacy(settings),
-                                account=Accountant(fed.dp_delta, len(settings.clients), state.history)
-                                if fed.dp_noise_multiplier > 0 else None)
+    strategy = FedUReIDStrategy(core, total_rounds=settings.rounds, query_timeout=fed.timeout)
     if fed.grace is not None:  # never with SecAgg+ (refused by the config: it has its own threshold)
         grid = QuorumGrid(grid, quorum=fed.min_clients, grace=fed.grace)
     if remaining > 0 and state.round == 0 and not state.history:

@@ -8,7 +8,7 @@ parse, and the model bytes each round moves.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from logging import INFO, WARNING
 
 from flwr.app import ArrayRecord, ConfigRecord, Message, MessageType, MetricRecord, RecordDict
@@ -17,10 +17,7 @@ from flwr.serverapp import Grid
 from flwr.serverapp.strategy import FedAvg
 
 from fedureid import records as rec
-from reid_core.config.schema import PersonalizedUpdate
-from reid_core.federation.core import AggregationRule, FederationCore
-from reid_core.federation.privacy import Privacy
-from reid_core.federation.screening import Screening
+from reid_core.federation.core import FederationCore
 from reid_core.federation.state import ServerState
 
 
@@ -36,19 +33,11 @@ class FedUReIDStrategy(FedAvg):
     one broadcast instead of one model per node).
     """
 
-    def __init__(self, state: ServerState, pu: PersonalizedUpdate = PersonalizedUpdate(), min_clients: int = 2,
-                 checkpoint_dir: str | None = None, total_rounds: int | None = None,
-                 query_timeout: float = 600.0, screening: Screening = Screening(),
-                 rule: AggregationRule | None = None, evaluate_every: int = 1, privacy: Privacy = Privacy(),
-                 account: Callable[[dict], None] | None = None, fraction_train: float = 1.0,
-                 seed: int = 0) -> None:
-        super().__init__(min_train_nodes=min_clients, min_evaluate_nodes=min_clients,
-                         min_available_nodes=min_clients, weighted_by_key=rec.NUM_EXAMPLES)
-        self.core = FederationCore(state, pu=pu, min_clients=min_clients,
-                                   checkpoint_dir=checkpoint_dir, say=log, screening=screening, rule=rule,
-                                   evaluate_every=evaluate_every, privacy=privacy, account=account,
-                                   fraction_train=fraction_train, seed=seed)
-        self.offset = state.round  # Strategy.start counts from 1; we resume after it
+    def __init__(self, core: FederationCore, total_rounds: int | None = None, query_timeout: float = 600.0) -> None:
+        super().__init__(min_train_nodes=core.min_clients, min_evaluate_nodes=core.min_clients,
+                         min_available_nodes=core.min_clients, weighted_by_key=rec.NUM_EXAMPLES)
+        self.core = core  # the federation itself (reid_core.federation.start.federation_core builds it)
+        self.offset = core.state.round  # Strategy.start counts from 1; we resume after it
         self.total_rounds = total_rounds
         self.query_timeout = query_timeout
         self.node_to_client: dict[int, str] = {}

@@ -9,6 +9,7 @@ from flwr.app import ConfigRecord, Message, MessageType, MetricRecord, RecordDic
 
 from flwr.supercore.task_identity import TaskIdentity
 
+from reid_core.federation.core import FederationCore
 from reid_core.federation.state import ServerState
 from reid_core.config.schema import PersonalizedUpdate
 from reid_core.federation.aggregation import interpolate
@@ -61,8 +62,9 @@ def reply(node_id, arr, metrics, name=None, error=False):
 
 def strategy(tmp_path=None, mu=0.5, where="cloud", state=None, local_bn=False):
     state = state or ServerState(global_arrays=arrays(0.0))
-    return FedUReIDStrategy(state, pu=PersonalizedUpdate(mu, where, local_bn), min_clients=1,
-                            checkpoint_dir=str(tmp_path) if tmp_path else None, total_rounds=5)
+    core = FederationCore(state, pu=PersonalizedUpdate(mu, where, local_bn), min_clients=1,
+                          checkpoint_dir=str(tmp_path) if tmp_path else None)
+    return FedUReIDStrategy(core, total_rounds=5)
 
 
 def train_round(st, grid, uploads, rnd=1):
@@ -282,14 +284,14 @@ def test_no_edge_passes_the_share_cap():
 
 def test_a_fraction_of_the_edges_trains_drawn_by_name_and_every_edge_evaluates():
     names = {100 + i: f"e{i}" for i in range(6)}
-    st = FedUReIDStrategy(ServerState(global_arrays=arrays(0.0)), min_clients=2, total_rounds=5,
-                          fraction_train=0.5, seed=7)
+    st = FedUReIDStrategy(FederationCore(ServerState(global_arrays=arrays(0.0)), min_clients=2,
+                                         fraction_train=0.5, seed=7), total_rounds=5)
     trained = st.configure_train(1, to_record(st.state.global_arrays), ConfigRecord(), FakeGrid(names))
     got = sorted(names[m.metadata.dst_node_id] for m in trained)
     assert len(got) == 3 and got == st.core.train_edges(1, names.values())
     # the same edges whichever node ids they hold now (a restart gives new ones)
-    again = FedUReIDStrategy(ServerState(global_arrays=arrays(0.0)), min_clients=2, total_rounds=5,
-                             fraction_train=0.5, seed=7)
+    again = FedUReIDStrategy(FederationCore(ServerState(global_arrays=arrays(0.0)), min_clients=2,
+                                            fraction_train=0.5, seed=7), total_rounds=5)
     renamed = {200 + i: n for i, n in enumerate(reversed(list(names.values())))}
     assert sorted(renamed[m.metadata.dst_node_id] for m in again.configure_train(
         1, to_record(again.state.global_arrays), ConfigRecord(), FakeGrid(renamed))) == got

@@ -123,12 +123,13 @@ def test_global_model_is_the_average_of_accepted_updates_only(tampered_run):
 # ---- fabricated replies (fast) --------------------------------------------------------------
 
 def _strategy(tmp_path):
+    from reid_core.federation.core import FederationCore
     from reid_core.federation.state import ServerState
     from server_app.strategy import FedUReIDStrategy
 
     glob = {"w": np.zeros((2, 3), np.float32), "b": np.zeros(3, np.float32), "n": np.array(0, np.int64)}
-    return FedUReIDStrategy(ServerState(global_arrays=glob), min_clients=1,
-                            checkpoint_dir=str(tmp_path), total_rounds=3), glob
+    core = FederationCore(ServerState(global_arrays=glob), min_clients=1, checkpoint_dir=str(tmp_path))
+    return FedUReIDStrategy(core, total_rounds=3), glob
 
 
 class _Grid:
