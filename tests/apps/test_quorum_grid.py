@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
 from flwr.app import ConfigRecord, Message, MessageType, RecordDict
 from flwr.supercore.task_identity import TaskIdentity
@@ -65,7 +68,9 @@ def ok(at: float):
 def run(reply_at: dict, kind=MessageType.TRAIN, quorum=2, grace=10.0, timeout=600.0):
     clock = Clock()
     grid = ScheduledGrid(clock, reply_at)
-    quorum_grid = QuorumGrid(grid, quorum=quorum, grace=grace, poll_s=1.0, clock=clock, sleep=clock.sleep)
+    # pulls here answer at once: a generous real wait keeps the fake clock's timings exact
+    quorum_grid = QuorumGrid(grid, quorum=quorum, grace=grace, poll_s=1.0, clock=clock, sleep=clock.sleep,
+                             pull_wait_s=5.0)
     replies = quorum_grid.send_and_receive(messages(kind, list(reply_at)), timeout=timeout)
     return sorted(r.metadata.reply_to_message_id for r in replies), clock.t
 
@@ -106,6 +111,34 @@ def test_other_messages_wait_for_every_edge():
     # a sub-type (as SecAgg+ stages send) is not one of the quorum phases
     ids, t = run({1: ok(2), 2: ok(3), 3: ok(40)}, kind=f"{MessageType.TRAIN}.stage")
     assert ids == ["m0", "m1", "m2"] and t == 40.0
+
+
+class HalfUploadGrid(ScheduledGrid):
+    """From `stuck_at` s on, a pull that includes node 3's message hangs (its sender died mid-upload)."""
+
+    def __init__(self, clock: Clock, reply_at: dict, stuck_at: float) -> None:
+        super().__init__(clock, reply_at)
+        self.stuck_at, self.release = stuck_at, threading.Event()
+
+    def pull_messages(self, message_ids):
+        ids = list(message_ids)
+        if self.clock() >= self.stuck_at and "m2" in ids:
+            self.release.wait(timeout=30)  # Flower retries the missing objects until the session expires
+            return []
+        return super().pull_messages(ids)
+
+
+def test_a_pull_stuck_on_a_half_uploaded_reply_does_not_hold_the_phase():
+    clock = Clock()
+    grid = HalfUploadGrid(clock, {1: ok(2), 2: ok(3), 3: None}, stuck_at=4)
+    quorum_grid = QuorumGrid(grid, quorum=2, grace=10.0, poll_s=1.0, clock=clock, sleep=clock.sleep, pull_wait_s=0.01)
+    started = time.monotonic()
+    try:
+        replies = quorum_grid.send_and_receive(messages(MessageType.TRAIN, [1, 2, 3]), timeout=600.0)
+    finally:
+        grid.release.set()
+    assert sorted(r.metadata.reply_to_message_id for r in replies) == ["m0", "m1"]
+    assert clock.t == 13.0 and time.monotonic() - started < 10  # quorum at 3 s + 10 s grace, not the stuck pull
 
 
 def test_other_calls_go_to_the_wrapped_grid():
