@@ -22,7 +22,7 @@ demo: install
 smoke: install
 	$(VENV)/bin/fedureid simulate experiment=smoke run_dir=runs/smoke
 
-# everything but the soak (16-18 minutes: make soak)
+# everything but the soak (13-14 minutes: make soak)
 test: install
 	$(PY) -m pytest -q -m "not soak"
 

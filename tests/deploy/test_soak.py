@@ -1,6 +1,6 @@
 """The chaos soak (scripts/soak.py) as a test: 16 SuperNodes, 10 rounds, kills and a SuperLink restart.
 
-Out of `make test` (a pass takes 16-18 minutes on 2 cores, docs/deployment.md): `make soak` or `pytest -m soak`.
+Out of `make test` (a pass takes 13-14 minutes on 2 cores, docs/deployment.md): `make soak` or `pytest -m soak`.
 """
 
 from __future__ import annotations
