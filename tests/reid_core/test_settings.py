@@ -10,10 +10,10 @@ from reid_core.config.settings import ConfigError, load_settings
 def test_default_is_the_demo_with_the_one_fedureid():
     """The demo runs algorithm=fedureid, the same as on real sets (docs/results.md); the command line still picks."""
     s = load_settings([])
-    assert s.experiment == "demo" and s.algorithm == "fedureid" and s.train.epochs == 8
+    assert s.experiment == "demo" and s.algorithm == "fedureid" and s.train.epochs == 16
     assert len(s.clients) >= 4
     assert s.pu.mu == 0.5 and s.federation.max_share == 0.4
-    assert s.cluster.mode == "personalized" and s.early_stop.rule == "precision"
+    assert s.cluster.mode == "personalized" and s.early_stop.rule == "trend"
     assert load_settings(["algorithm=baseline"]).federation.max_share == 1.0
     paper = load_settings(["experiment=paper"], check_data=False)  # the paper's setting, its algorithm
     assert paper.algorithm == "paper" and paper.pu.mu == 0.5 and paper.train.cross_camera_weight == 0.0
@@ -22,9 +22,9 @@ def test_default_is_the_demo_with_the_one_fedureid():
 
 @pytest.mark.parametrize(
     "algorithm, pc, pe, mu",
-    [("baseline", "fixed", "none", 0.0), ("pc", "personalized", "none", 0.0), ("pe", "fixed", "precision", 0.0),
-     ("pc_pe", "personalized", "precision", 0.0), ("pu", "fixed", "none", 0.5),
-     ("fedureid", "personalized", "precision", 0.5), ("paper", "personalized", "precision", 0.5)],
+    [("baseline", "fixed", "none", 0.0), ("pc", "personalized", "none", 0.0), ("pe", "fixed", "trend", 0.0),
+     ("pc_pe", "personalized", "trend", 0.0), ("pu", "fixed", "none", 0.5),
+     ("fedureid", "personalized", "trend", 0.5), ("paper", "personalized", "precision", 0.5)],
 )
 def test_algorithms(algorithm, pc, pe, mu):
     s = load_settings(["experiment=smoke", f"algorithm={algorithm}"])
@@ -73,18 +73,19 @@ def test_real_cpu_schedule_and_camera_options_win_over_the_algorithm(algorithm):
     the algorithm file's, for every variant alike."""
     s = load_settings(["experiment=real_cpu", f"algorithm={algorithm}"], check_data=False)
     assert list(s.clients) == ["cuhk03", "viper", "prid2011", "ilids"]
-    assert (s.rounds, s.train.first_round_epochs, s.train.epochs) == (3, 4, 2)
+    assert (s.rounds, s.train.first_round_epochs, s.train.epochs) == (3, 4, 4)
     assert (s.image.height, s.image.width) == (128, 64)
     assert s.federation.client_cpus == 2  # one simulated client at a time on 2 cores
     assert s.cluster.camera_floor and s.train.cross_camera_weight == 0.5
 
 
 def test_fedureid_carries_the_measured_settings_and_paper_the_published_ones():
-    """algorithm=fedureid: PC capped at 5%, PE after 2 epochs, mu 0.5, no edge above 40% of the weight
-    (docs/results.md section 15); algorithm=paper with the documented overrides is FedUReID and its
-    learner as published."""
+    """algorithm=fedureid: PC capped at 5%, PE's trend rule at 3% after 2 epochs, mu 0.5, no edge above
+    40% of the weight (docs/results.md sections 15 and 17); algorithm=paper with the documented
+    overrides is FedUReID and its learner as published."""
     s = load_settings(["experiment=real_cpu", "algorithm=fedureid"], check_data=False)
     assert (s.cluster.max_merge_percent, s.early_stop.min_epochs, s.pu.mu) == (0.05, 2, 0.5)
+    assert (s.early_stop.rule, s.early_stop.min_delta, s.early_stop.window) == ("trend", 0.03, None)
     assert s.cluster.estimator == "per_camera"
     assert s.federation.max_share == 0.4
     paper = load_settings(["experiment=real_cpu", "algorithm=paper", "train.cross_camera_weight=0",
@@ -96,6 +97,20 @@ def test_fedureid_carries_the_measured_settings_and_paper_the_published_ones():
     for component in ("pc", "pc_pe"):  # the ablation's PC rows use fedureid's PC
         cluster = load_settings([f"algorithm={component}"]).cluster
         assert (cluster.max_merge_percent, cluster.estimator) == (0.05, "per_camera")
+
+
+def test_the_ablation_rows_take_each_part_from_one_file():
+    """pc_pe and fedureid compose pc, pe and pu: each part's settings are those of its single-part row,
+    and an override on the command line still wins over them."""
+    rows = {name: load_settings([f"algorithm={name}"], check_data=False)
+            for name in ("pc", "pe", "pu", "pc_pe", "fedureid", "baseline")}
+    for name in ("pc_pe", "fedureid"):
+        assert rows[name].cluster == rows["pc"].cluster and rows[name].early_stop == rows["pe"].early_stop
+    assert rows["fedureid"].pu == rows["pu"].pu and rows["pc_pe"].pu == rows["baseline"].pu
+    assert rows["pc_pe"].algorithm == "pc_pe" and rows["fedureid"].algorithm == "fedureid"
+    assert rows["pe"].cluster == rows["baseline"].cluster  # PE alone leaves clustering as the baseline's
+    s = load_settings(["algorithm=fedureid", "pe.rule=none", "pu.mu=0.3"], check_data=False)
+    assert (s.early_stop.rule, s.pu.mu) == ("none", 0.3)
 
 
 def test_dataclass_defaults_are_conf_defaults():
@@ -124,7 +139,7 @@ def test_algorithm_files_state_only_what_differs_from_the_shared_defaults():
     for name in group_choices("algorithm"):
         delta = yaml.safe_load((CONF_DIR / "algorithm" / f"{name}.yaml").read_text())
         for section, values in delta.items():
-            if section == "algorithm_name":
+            if section in ("algorithm_name", "defaults"):  # defaults: the parts a row composes
                 continue
             for key, value in values.items():
                 assert base[section][key] != value, f"algorithm/{name}.yaml repeats {section}.{key}={value!r}"
