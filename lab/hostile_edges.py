@@ -39,6 +39,16 @@ def overrides(kind: str, defence: str, edge: str) -> list[str]:
     return [*DEFENCES[defence], *([] if kind == "honest" else [f"+misbehave.{edge}={kind}"])]
 
 
+def finished(metrics_path: Path) -> bool:
+    """True once the run's last round is done: metrics.json is written after every round, so a run
+    cut off mid-way (its folder kept) must neither be skipped by a rerun nor enter the table."""
+    if not metrics_path.exists():
+        return False
+    metrics = json.loads(metrics_path.read_text())
+    done = max((r["round"] for r in metrics["rounds"]), default=0)
+    return done >= metrics["rounds_total"]
+
+
 def values(metrics: dict) -> dict:
     """The last round's mean rank-1 / mAP over the edges that evaluated (None when none could), the
     mean round time and aggregation time (screening + rule), failures, updates screening left out."""
@@ -81,7 +91,7 @@ def table(outs: Path | list[Path]) -> str:
         cells = []
         for defence in DEFENCES:
             paths = [run_dir(out, kind, defence) / "metrics.json" for out in outs]
-            runs = [values(json.loads(p.read_text())) for p in paths if p.exists()]
+            runs = [values(json.loads(p.read_text())) for p in paths if finished(p)]
             cells.append(summary(runs) if len(runs) == len(outs) else "-")
         lines.append(f"| {kind} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -104,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     for kind in ([] if args.table_only else args.kinds):
         for defence in args.defences:
             target = run_dir(args.out, kind, defence)
-            if (target / "metrics.json").exists():
+            if finished(target / "metrics.json"):
                 continue
             cmd = [sys.executable, "-m", "lab.inprocess", *shared, f"seed={args.seed}", f"run_dir={target}",
                    *overrides(kind, defence, args.edge)]

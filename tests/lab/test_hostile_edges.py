@@ -2,7 +2,7 @@
 
 import json
 
-from lab.hostile_edges import DEFENCES, overrides, table
+from lab.hostile_edges import DEFENCES, finished, overrides, table
 
 
 def test_overrides_of_a_run():
@@ -17,17 +17,20 @@ def test_overrides_of_a_run():
 def test_table_reads_final_means_and_round_time(tmp_path):
     run = tmp_path / "scale_median"
     run.mkdir()
-    metrics = {"rounds": [{"round": 1, "wall_s": 4.0, "aggregate_s": 0.004, "clients": {}, "rejected": []},
+    metrics = {"rounds_total": 2, "rounds": [{"round": 1, "wall_s": 4.0, "aggregate_s": 0.004, "clients": {}, "rejected": []},
                           {"round": 2, "wall_s": 6.0, "aggregate_s": 0.012, "rejected": [{"client": "c", "phase": "evaluate"},
                                                                     {"client": "c", "phase": "screening"}],
                            "clients": {"a": {"rank1": 10.0, "mAP": 20.0}, "b": {"rank1": 30.0, "mAP": 40.0}}}]}
     (run / "metrics.json").write_text(json.dumps(metrics))
     (tmp_path / "flip_none").mkdir()
     (tmp_path / "flip_none" / "metrics.json").write_text(json.dumps(
-        {"rounds": [{"round": 1, "wall_s": 3.0, "clients": {}, "rejected": []}]}))
+        {"rounds_total": 1, "rounds": [{"round": 1, "wall_s": 3.0, "clients": {}, "rejected": []}]}))
+    (tmp_path / "noise_none").mkdir()  # cut off after round 1 of 2: not a result yet
+    (tmp_path / "noise_none" / "metrics.json").write_text(json.dumps({**metrics, "rounds": metrics["rounds"][:1]}))
     out = table(tmp_path)
     assert "| scale | - | - | - | 20.0 / 30.0 (5 s; 8 ms), 1 failed, 1 screened | - | - | - |" in out
     assert "| flip | every edge failed (3 s) |" in out
+    assert "| noise | - |" in out
 
 
 def _write(folder, r1_a, wall, screened=0):
@@ -35,7 +38,8 @@ def _write(folder, r1_a, wall, screened=0):
     rejected = [{"client": "mall", "phase": "screening"}] * screened
     clients = {} if r1_a is None else {"a": {"rank1": r1_a, "mAP": r1_a + 10}, "b": {"rank1": r1_a + 2, "mAP": r1_a + 12}}
     (folder / "metrics.json").write_text(json.dumps(
-        {"rounds": [{"round": 1, "wall_s": wall, "aggregate_s": 0.01, "clients": clients, "rejected": rejected}]}))
+        {"rounds_total": 1, "rounds": [{"round": 1, "wall_s": wall, "aggregate_s": 0.01, "clients": clients,
+                                        "rejected": rejected}]}))
 
 
 def test_table_of_means_over_seeds(tmp_path):
@@ -49,3 +53,13 @@ def test_table_of_means_over_seeds(tmp_path):
     assert "| honest | 21.0 / 31.0 (6 s; 10 ms) |" in out
     assert "| flip | - | 26.0 / 36.0 (3 s; 10 ms), every edge failed in 1 of 3 seeds, 6 screened |" in out
     assert "| scale | - |" in out  # a cell is shown only when every seed has it
+
+
+def test_a_run_cut_off_is_not_finished(tmp_path):
+    """A rerun resumes a run whose metrics.json stops before the last round instead of skipping it."""
+    path = tmp_path / "metrics.json"
+    assert not finished(path)
+    path.write_text(json.dumps({"rounds_total": 3, "rounds": [{"round": 1}, {"round": 2}]}))
+    assert not finished(path)
+    path.write_text(json.dumps({"rounds_total": 3, "rounds": [{"round": 1}, {"round": 2}, {"round": 3}]}))
+    assert finished(path)
