@@ -39,14 +39,14 @@ def overrides(kind: str, defence: str, edge: str) -> list[str]:
     return [*DEFENCES[defence], *([] if kind == "honest" else [f"+misbehave.{edge}={kind}"])]
 
 
-def finished(metrics_path: Path) -> bool:
-    """True once the run's last round is done: metrics.json is written after every round, so a run
-    cut off mid-way (its folder kept) must neither be skipped by a rerun nor enter the table."""
+def finished_metrics(metrics_path: Path) -> dict | None:
+    """The run's metrics once its last round is done, else None: metrics.json is written after every
+    round, so a run cut off mid-way (its folder kept) must neither be skipped by a rerun nor enter the table."""
     if not metrics_path.exists():
-        return False
+        return None
     metrics = json.loads(metrics_path.read_text())
     done = max((r["round"] for r in metrics["rounds"]), default=0)
-    return done >= metrics["rounds_total"]
+    return metrics if done >= metrics["rounds_total"] else None
 
 
 def values(metrics: dict) -> dict:
@@ -91,7 +91,7 @@ def table(outs: Path | list[Path]) -> str:
         cells = []
         for defence in DEFENCES:
             paths = [run_dir(out, kind, defence) / "metrics.json" for out in outs]
-            runs = [values(json.loads(p.read_text())) for p in paths if finished(p)]
+            runs = [values(metrics) for metrics in map(finished_metrics, paths) if metrics is not None]
             cells.append(summary(runs) if len(runs) == len(outs) else "-")
         lines.append(f"| {kind} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -114,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     for kind in ([] if args.table_only else args.kinds):
         for defence in args.defences:
             target = run_dir(args.out, kind, defence)
-            if finished(target / "metrics.json"):
+            if finished_metrics(target / "metrics.json") is not None:
                 continue
             cmd = [sys.executable, "-m", "lab.inprocess", *shared, f"seed={args.seed}", f"run_dir={target}",
                    *overrides(kind, defence, args.edge)]

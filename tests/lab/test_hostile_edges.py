@@ -2,7 +2,7 @@
 
 import json
 
-from lab.hostile_edges import DEFENCES, finished, overrides, table
+from lab.hostile_edges import DEFENCES, finished_metrics, overrides, table
 
 
 def test_overrides_of_a_run():
@@ -58,8 +58,9 @@ def test_table_of_means_over_seeds(tmp_path):
 def test_a_run_cut_off_is_not_finished(tmp_path):
     """A rerun resumes a run whose metrics.json stops before the last round instead of skipping it."""
     path = tmp_path / "metrics.json"
-    assert not finished(path)
+    assert finished_metrics(path) is None
     path.write_text(json.dumps({"rounds_total": 3, "rounds": [{"round": 1}, {"round": 2}]}))
-    assert not finished(path)
-    path.write_text(json.dumps({"rounds_total": 3, "rounds": [{"round": 1}, {"round": 2}, {"round": 3}]}))
-    assert finished(path)
+    assert finished_metrics(path) is None
+    done = {"rounds_total": 3, "rounds": [{"round": 1}, {"round": 2}, {"round": 3}]}
+    path.write_text(json.dumps(done))
+    assert finished_metrics(path) == done
