@@ -11,6 +11,8 @@ def test_overrides_of_a_run():
     assert "federation.outlier_k=0" in overrides("flip", "none", "mall")  # no defence: screening off
     assert "federation.screen_models=false" in overrides("flip", "none", "mall")
     assert overrides("honest", "default", "mall") == []  # the product's defaults
+    # the weight cap is the algorithm's: every column runs the same FedUReID, the defence alone differs
+    assert not any("max_share" in o for d in DEFENCES for o in overrides("count", d, "mall"))
     assert set(DEFENCES) == {"none", "default", "screen", "median", "trimmed", "krum", "multikrum"}
 
 
