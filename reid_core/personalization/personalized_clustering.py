@@ -165,12 +165,20 @@ class Profiler:
             floor = camera_floor(camids)
         fixed = self.config.mode == "fixed"
         if not fixed:
-            target = max(math.ceil(self.config.target_ratio * self.target_clusters(features, camids)), floor)
+            by_count = math.ceil(self.config.target_ratio * self.target_clusters(features, camids))
+            target = max(by_count, floor)
             # an untrusted estimate steers nothing: the baseline's amount (the operator's count is trusted)
             fixed = self.config.num_identities is None and not self.estimate.trusted
             if fixed:
                 logger.info("identity estimate %d not trusted (%s): merging the fixed amount",
                             self.estimate.count, self.estimate.reason)
+            elif by_count < floor:
+                # The count says each person holds several images a camera (cuhk03: five), so the floor,
+                # not the count, ends the merging; reached in few steps its merges join people (cuhk03:
+                # purity 0.65 in two steps of 25% of N, docs/results.md, 18): the baseline's pace.
+                fixed = True
+                logger.info("clusters for the count (%d) below the camera floor (%d): merging the fixed amount",
+                            by_count, floor)
         if fixed:
             if self.num_images is None:
                 raise ValueError("fixed merging needs the number of images (pass features or num_images)")

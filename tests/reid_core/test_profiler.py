@@ -221,9 +221,14 @@ def test_camera_floor_keeps_one_image_per_camera_on_average():
     assert camera_floor(cams) == 50 and camera_floor(np.array([0, 1, 2, 2])) == 2  # ceil(4 / 3)
     with pytest.raises(ValueError, match="camids"):
         camera_floor(np.array([]))
-    # personalized: the identity count (20) is below the floor, so the target is the floor
+    # personalized, the count's clusters (20) below the floor (50): the baseline's pace (5% of N), down to the floor
     prof = Profiler(ClusterConfig(mode="personalized", num_identities=20, camera_floor=True), total_merge_steps=2)
-    assert [prof.num_merge(0, 100, camids=cams), prof.num_merge(1, 75, camids=cams)] == [25, 25]
+    assert [prof.num_merge(0, 100, camids=cams), prof.num_merge(1, 95, camids=cams)] == [5, 5]
+    assert prof.num_merge(1, 52, camids=cams) == 2
+    # the count's clusters (2 x 30 = 60) above the floor: the count sets the pace, (100 - 60) / 2
+    above = Profiler(ClusterConfig(mode="personalized", num_identities=30, target_ratio=2.0, camera_floor=True),
+                     total_merge_steps=2)
+    assert above.num_merge(0, 100, camids=cams) == 20
     # fixed 30% of N: 30 asked, 10 allowed at C = 60
     fixed = Profiler(ClusterConfig(mode="fixed", merge_percent=0.3, camera_floor=True), total_merge_steps=5, num_images=100)
     assert fixed.num_merge(1, 60, camids=cams) == 10 and fixed.num_merge(2, 50, camids=cams) == 0
@@ -237,11 +242,6 @@ def test_max_merge_percent_caps_each_personalized_step():
     assert [capped.num_merge(0, 100), capped.num_merge(1, 90), capped.num_merge(2, 80)] == [10, 10, 10]
     # a step that asks less than the cap is unchanged: 45 -> 40 in the last step
     assert capped.num_merge(2, 45) == 5
-    # with camera_floor the target is the floor (50): 25 asked, 5 allowed (5% of 100)
-    cams = np.array([0, 1] * 50)
-    floored = Profiler(ClusterConfig(mode="personalized", num_identities=20, camera_floor=True,
-                                     max_merge_percent=0.05), total_merge_steps=2)
-    assert floored.num_merge(0, 100, camids=cams) == 5
     uncapped = Profiler(ClusterConfig(mode="personalized", num_identities=40), total_merge_steps=3)
     assert uncapped.num_merge(0, 100) == 20
 
