@@ -8,7 +8,8 @@ remaining merge steps (EasyFL's unused ``get_merge_percent`` does the same with
 m = (N - I) / R). When the operator does not know the identity count, it is
 estimated again every round from the unlabeled features and camera ids
 (:mod:`reid_core.personalization.identity_count`); while the features cannot tell
-(the estimate is untrusted), the edge merges the baseline's fixed amount.
+(the estimate is untrusted), the edge merges the baseline's fixed amount, and so it
+does where the clusters the count asks for lie below the camera floor.
 """
 
 from __future__ import annotations
