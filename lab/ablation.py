@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 def _variants_conf() -> dict[str, Any]:
     import yaml
 
-    from reid_core.config.settings import CONF_DIR
+    from reid_core.config.choices import CONF_DIR
 
     return yaml.safe_load((CONF_DIR / "ablation" / "variants.yaml").read_text())
 

@@ -23,7 +23,7 @@ from flwr.server.workflow import SecAggPlusWorkflow
 from flwr.serverapp import Grid
 
 from fedureid import records as rec
-from reid_core.config.settings import FederationConfig
+from reid_core.config.schema import FederationConfig
 from server_app.strategy import FedUReIDStrategy
 
 HALTED = "secure aggregation halted: fewer edges answered than its reconstruction threshold needs"

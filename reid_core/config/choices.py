@@ -2,6 +2,22 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
+
+
+def group_choices(group: str, conf_dir: Path = CONF_DIR) -> tuple[str, ...]:
+    """The names a config group offers: its files in conf/ (experiment, algorithm, data, model)."""
+    return tuple(sorted(p.stem for p in (conf_dir / group).glob("*.yaml")))
+
+
+ALGORITHMS = group_choices("algorithm")
+EXPERIMENTS = group_choices("experiment")
+ARCHS = ("resnet50", "resnet18", "mobilenet_v2", "tiny")
+LEARNERS = ("buc", "cc")  # reid_core.learners.make_learner builds them
+LEARNER_CHOICES = (*LEARNERS, "auto")  # auto: each edge picks by its size (reid_core.learners.choose_learner)
+
 # federation.aggregation: the core's FedAvg, or one of Flower's robust rules (fedureid.aggregators)
 AGGREGATIONS = ("fedavg", "median", "trimmed", "krum", "multikrum", "bulyan")
 # misbehave / node_config misbehave: what an edge told to misbehave sends (reid_core.federation.misbehaviour)

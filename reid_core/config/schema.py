@@ -1,4 +1,5 @@
-"""Small frozen dataclasses that core code receives (never a whole config tree).
+"""Small frozen dataclasses that core code receives (never a whole config tree), and `Settings`,
+one experiment's set of them.
 
 `reid_core.config.settings` builds them from the Hydra-composed `conf/` tree; each core
 function takes only the dataclass it needs. The defaults below are conf/config.yaml's
@@ -8,7 +9,8 @@ two to agree, so conf/ stays the one statement of each default.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from reid_core.config.choices import PU_PLACES, mu_problem
 
@@ -135,3 +137,88 @@ class PersonalizedUpdate:
     @property
     def at_edge(self) -> bool:
         return self.where == "edge"
+
+
+@dataclass(frozen=True)
+class FederationConfig:
+    """Cloud-side settings."""
+
+    min_clients: int = 2
+    fraction_train: float = 1.0  # the share of the edges online that train a round, drawn by name (at least min_clients)
+    timeout: float = 3600.0
+    grace: float | None = None  # quorum met: a phase goes on after this many quiet seconds (None: waits for all)
+    client_cpus: int = 1  # simulation: CPUs per virtual SuperNode (Flower takes whole CPUs)
+    client_gpus: float = 0.0
+    checkpoint: bool = True
+    resume: bool = True
+    count_growth: float = 2.0  # screening: an edge weighs at most this x its first accepted count (0: off)
+    max_share: float = 1.0     # screening: no edge's share of the weight above this (1: off)
+    outlier_k: float = 0.0     # screening: leave out updates changed > k x the round's median norm (0: off)
+    evaluate_every: int = 1    # the edges evaluate after every k-th round (and round 0 and the last)
+    screen_models: bool = True  # screening: leave out models no training produces (negative variance, unchanged)
+    aggregation: str = "fedavg"  # fedavg | median | trimmed | krum | multikrum | bulyan (fedureid.aggregators)
+    num_malicious: int = 1       # krum, multikrum, bulyan: the hostile edges to withstand
+    trim: float = 0.2            # trimmed: share of the updates cut at each end
+    secure_aggregation: bool = False  # Flower's SecAgg+: the cloud sees only the weighted mean change
+    secagg_num_shares: float = 1.0
+    secagg_reconstruction_threshold: float = 0.67
+    secagg_max_weight: float = 10000.0
+    secagg_clipping_range: float = 8.0
+    secagg_quantization_range: int = 4194304
+    secagg_modulus_range: int = 4294967296
+    secagg_clip_norm: float = 0.0  # an edge's change is scaled to at most this L2 norm before masking (0: off)
+    dp_noise_multiplier: float = 0.0  # DP: Gaussian noise of this x the clipped change's sensitivity (0: off)
+    dp_clipping_norm: float = 1.0     # DP: each edge's change is clipped to this L2 norm
+    dp_delta: float = 1e-5            # DP: the delta epsilon is reported at
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything one experiment needs, split into the dataclasses core code takes."""
+
+    experiment: str
+    algorithm: str
+    rounds: int
+    seed: int
+    run_dir: str
+    data_root: str
+    clients: tuple[str, ...]
+    synth_preset: str | None
+    synth_seed: int
+    num_identities: Mapping[str, int]
+    model: ModelConfig
+    image: ImageConfig
+    train: TrainConfig
+    early_stop: EarlyStopConfig
+    cluster: ClusterConfig
+    federation: FederationConfig
+    pu: PersonalizedUpdate = field(default_factory=PersonalizedUpdate)
+    overrides: tuple[str, ...] = field(default=())
+    learner: str = "buc"
+    cc: CCConfig = field(default_factory=CCConfig)
+    pseudo_cameras: tuple[str, ...] = ()  # clients whose camera ids are not real cameras (data.pseudo_cameras)
+    learner_for: Mapping[str, str] = field(default_factory=dict)  # client -> its own learner (key learner_for)
+    misbehave: Mapping[str, str] = field(default_factory=dict)  # client -> how it misbehaves on purpose (tests)
+
+    def client_dir(self, name: str) -> str:
+        """Data folder of one simulated client (data=paper: also under the data set's usual spellings)."""
+        from reid_core.data.registry import dataset_folder
+
+        return dataset_folder(self.data_root, name)
+
+    def cluster_for(self, client: str) -> ClusterConfig:
+        """ClusterConfig with the operator-known #identities of this client, if any."""
+        n = self.num_identities.get(client)
+        if n is None:
+            return self.cluster
+        return ClusterConfig(**{**self.cluster.__dict__, "num_identities": int(n)})
+
+    def learner_of(self, client: str) -> str:
+        """The learner of one client: `learner_for` names some edges' own, `learner` is everyone else's."""
+        return self.learner_for.get(client, self.learner)
+
+    def cc_for(self, client: str) -> CCConfig:
+        """CCConfig of one client: its camera-aware options are off where its camera ids are not real cameras."""
+        if client not in self.pseudo_cameras:
+            return self.cc
+        return CCConfig(**{**self.cc.__dict__, "camera_means": False, "camera_penalty": 0.0, "memory": "cluster"})

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import logging
 
-from reid_core.config.settings import LEARNER_CHOICES, LEARNERS, Settings
+from reid_core.config.choices import LEARNER_CHOICES, LEARNERS
+from reid_core.config.settings import Settings
 from reid_core.learners.base import EdgeLearner, LearnerConfig, NoUsableData
 from reid_core.learners.cc.clustering import LARGE_EDGE_IMAGES
 

@@ -118,7 +118,8 @@ def test_the_ablation_rows_take_each_part_from_one_file():
 def test_dataclass_defaults_are_conf_defaults():
     """conf/config.yaml states each default once; the dataclasses agree with it."""
     from reid_core.config.schema import CCConfig, ClusterConfig, EarlyStopConfig, ImageConfig, ModelConfig, TrainConfig
-    from reid_core.config.settings import FederationConfig, compose, settings_from_cfg
+    from reid_core.config.schema import FederationConfig
+    from reid_core.config.settings import compose, settings_from_cfg
     from reid_core.config.schema import PersonalizedUpdate
 
     shared = settings_from_cfg(compose(["~experiment", "algorithm=baseline"]), check_data=False)
@@ -135,7 +136,7 @@ def test_dataclass_defaults_are_conf_defaults():
 def test_algorithm_files_state_only_what_differs_from_the_shared_defaults():
     import yaml
 
-    from reid_core.config.settings import CONF_DIR, group_choices
+    from reid_core.config.choices import CONF_DIR, group_choices
 
     base = yaml.safe_load((CONF_DIR / "config.yaml").read_text())
     for name in group_choices("algorithm"):
@@ -158,7 +159,7 @@ def test_a_value_of_the_wrong_type_is_refused_naming_its_key(override, key):
 
 
 def test_experiment_and_algorithm_lists_come_from_conf():
-    from reid_core.config.settings import ALGORITHMS, EXPERIMENTS
+    from reid_core.config.choices import ALGORITHMS, EXPERIMENTS
 
     assert "real_cpu_cc" in EXPERIMENTS and "smoke" in EXPERIMENTS
     assert set(ALGORITHMS) == {"baseline", "pc", "pe", "pc_pe", "pu", "fedureid", "paper"}
