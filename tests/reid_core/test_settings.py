@@ -117,10 +117,9 @@ def test_the_ablation_rows_take_each_part_from_one_file():
 
 def test_dataclass_defaults_are_conf_defaults():
     """conf/config.yaml states each default once; the dataclasses agree with it."""
-    from reid_core.config.schema import CCConfig, ClusterConfig, EarlyStopConfig, ImageConfig, ModelConfig, TrainConfig
-    from reid_core.config.schema import FederationConfig
+    from reid_core.config.schema import (CCConfig, ClusterConfig, EarlyStopConfig, FederationConfig, ImageConfig,
+                                         ModelConfig, PersonalizedUpdate, TrainConfig)
     from reid_core.config.settings import compose, settings_from_cfg
-    from reid_core.config.schema import PersonalizedUpdate
 
     shared = settings_from_cfg(compose(["~experiment", "algorithm=baseline"]), check_data=False)
     assert shared.model == ModelConfig()
