@@ -5,8 +5,8 @@ Runs the in-process federation (`lab.inprocess`, same core as the Flower run) fo
 complete), then prints one Markdown table: the last round's mean rank-1 / mAP over the edges
 that could evaluate, the mean round time and time to aggregate (screening and the rule: what the
 defence itself costs), how many edges' evaluations failed. Defences: `none` (FedAvg, screening off),
-`default` (the product's defaults: count bound, impossible models), `screen` (also outlier_k), and
-Flower's robust rules (with the default screening before them). No column changes
+`default` (the count bound and the impossible-model screen), `screen` (also the outlier screen, k = 3),
+and Flower's robust rules (after the count bound and the impossible-model screen). No column changes
 `federation.max_share`: the weight cap is the algorithm's (fedureid's 40%, part of how its
 Personalized Update works on real sets), so every column runs the same FedUReID and differs in the
 defence alone; a lying count in `none` is therefore held at that cap, not at 100%.
@@ -26,11 +26,13 @@ from pathlib import Path
 
 KINDS = ("honest", "scale", "flip", "noise", "stale", "count")
 OFF = ("federation.count_growth=0", "federation.outlier_k=0", "federation.screen_models=false")
+# Every column names the outlier screen's k, so that a column means the same whatever conf/ defaults to.
+BOUNDS = ("federation.outlier_k=0",)  # the count bound and the impossible-model screen (conf/ defaults)
 DEFENCES = {
     "none": OFF,
-    "default": (),
+    "default": BOUNDS,
     "screen": ("federation.outlier_k=3",),
-    **{rule: (f"federation.aggregation={rule}",) for rule in ("median", "trimmed", "krum", "multikrum")},
+    **{rule: (f"federation.aggregation={rule}", *BOUNDS) for rule in ("median", "trimmed", "krum", "multikrum")},
 }
 
 

@@ -9,7 +9,11 @@ replaced by noise has a change from the model it was sent far larger than the ot
 - `capped_shares`: no edge's share of the total weight passes `cap` (the excess goes to the
   others in proportion); a cap at or below 1/n gives every edge the same share;
 - `change_norms` / `norm_outliers`: the L2 norm of each update's change from the model that
-  edge started from; more than `k` times the median norm of the round is left out;
+  edge started from, over its trained weights; more than `k` times the median norm of the round
+  is left out. BatchNorm's running statistics are not trained weights but what the forward pass
+  measured, and an honest edge can move them far: on the demo at 24 epochs a round, station's
+  first BatchNorm variance grew from 4.5 to 73 in one round (its weights' change was the
+  round's usual), which made its change over all float arrays 5.5x the round's median;
 - `impossible_model`: a model no training produces: a BatchNorm running variance below zero
   (a flipped update whose variance grew more than twofold; every model mixing it diverges), or
   the very model the edge started from sent back (nothing learnt: a stale model).
@@ -65,14 +69,23 @@ def capped_shares(weights: Mapping[str, float], cap: float) -> dict[str, float]:
         capped |= over
 
 
+VARIANCE_SUFFIX = "running_var"  # torch's BatchNorm buffer names
+STATISTICS_SUFFIXES = ("running_mean", VARIANCE_SUFFIX)
+
+
+def is_trained_weight(key: str, value: np.ndarray) -> bool:
+    """A float array that training sets (not a BatchNorm running statistic, not an integer counter)."""
+    return np.issubdtype(value.dtype, np.floating) and not key.endswith(STATISTICS_SUFFIXES)
+
+
 def change_norms(updates: Mapping[str, Arrays], references: Mapping[str, Arrays]) -> dict[str, float]:
-    """Per edge, the L2 norm over its float arrays of (update - the model it started from)."""
+    """Per edge, the L2 norm over its trained weights of (update - the model it started from)."""
     norms = {}
     for name, update in updates.items():
         ref = references[name]
         sq = 0.0
         for key, value in update.items():
-            if np.issubdtype(value.dtype, np.floating):
+            if is_trained_weight(key, value):
                 diff = value.astype(np.float64) - np.asarray(ref[key], dtype=np.float64)
                 sq += float(np.dot(diff.ravel(), diff.ravel()))
         norms[name] = float(np.sqrt(sq))
@@ -90,14 +103,11 @@ def norm_outliers(norms: Mapping[str, float], k: float, min_updates: int = 3) ->
             for name, n in norms.items() if n > k * median}
 
 
-VARIANCE_SUFFIX = "running_var"  # torch's BatchNorm buffer name
-
-
 def impossible_model(update: Arrays, started: Arrays, change_norm: float) -> str | None:
     """Why no honest training can have produced `update` from `started`, or None."""
     for key, value in update.items():
         if key.endswith(VARIANCE_SUFFIX) and np.issubdtype(value.dtype, np.floating) and bool((value < 0).any()):
             return f"{int((value < 0).sum())} negative BatchNorm variance(s) in {key}"
-    if change_norm == 0.0 and any(np.issubdtype(v.dtype, np.floating) for v in started.values()):
-        return "it sent back the model it started from unchanged (nothing learnt)"
+    if change_norm == 0.0 and any(is_trained_weight(k, v) for k, v in started.items()):
+        return "it sent back the weights it started from unchanged (nothing learnt)"
     return None

@@ -6,11 +6,11 @@ from lab.hostile_edges import DEFENCES, finished_metrics, overrides, table
 
 
 def test_overrides_of_a_run():
-    assert overrides("honest", "median", "mall") == ["federation.aggregation=median"]
+    assert overrides("honest", "median", "mall") == ["federation.aggregation=median", "federation.outlier_k=0"]
     assert overrides("scale", "none", "mall")[-1] == "+misbehave.mall=scale"
     assert "federation.outlier_k=0" in overrides("flip", "none", "mall")  # no defence: screening off
     assert "federation.screen_models=false" in overrides("flip", "none", "mall")
-    assert overrides("honest", "default", "mall") == []  # the product's defaults
+    assert overrides("honest", "default", "mall") == ["federation.outlier_k=0"]  # count bound, impossible models
     # the weight cap is the algorithm's: every column runs the same FedUReID, the defence alone differs
     assert not any("max_share" in o for d in DEFENCES for o in overrides("count", d, "mall"))
     assert set(DEFENCES) == {"none", "default", "screen", "median", "trimmed", "krum", "multikrum"}

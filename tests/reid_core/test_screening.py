@@ -26,10 +26,24 @@ def test_capped_shares_worked_by_hand():
     assert capped_shares({"a": 9.0, "b": 1.0}, cap=0.5) == pytest.approx({"a": 5.0, "b": 5.0})
 
 
-def test_change_norms_count_float_arrays_only():
-    ref = {"w": np.zeros((2, 2), np.float32), "n": np.array(5, np.int64)}
-    up = {"w": np.array([[3.0, 0.0], [0.0, 4.0]], np.float32), "n": np.array(900, np.int64)}
+def test_change_norms_count_trained_weights_only():
+    ref = {"w": np.zeros((2, 2), np.float32), "n": np.array(5, np.int64),
+           "bn.running_mean": np.zeros(2, np.float32), "bn.running_var": np.ones(2, np.float32)}
+    up = {"w": np.array([[3.0, 0.0], [0.0, 4.0]], np.float32), "n": np.array(900, np.int64),
+          "bn.running_mean": np.full(2, 50.0, np.float32), "bn.running_var": np.full(2, 70.0, np.float32)}
     assert change_norms({"a": up}, {"a": ref}) == {"a": pytest.approx(5.0)}
+
+
+def test_an_honest_jump_of_batchnorm_statistics_is_no_outlier():
+    """Weights changed alike, one edge's first BatchNorm variance 4.5 -> 73 (as measured on the demo)."""
+    ref = {"w": np.zeros(100, np.float32), "bn.running_var": np.full(16, 4.5, np.float32)}
+    rng = np.random.default_rng(0)
+    updates = {name: {"w": rng.normal(0, 1, 100).astype(np.float32), "bn.running_var": ref["bn.running_var"].copy()}
+               for name in "abcde"}
+    updates["e"]["bn.running_var"][0] = 73.0
+    norms = change_norms(updates, dict.fromkeys(updates, ref))
+    assert norm_outliers(norms, k=3.0) == {}
+    assert max(norms.values()) / float(np.median(list(norms.values()))) < 1.5
 
 
 def test_norm_outliers_against_the_rounds_median():
@@ -45,5 +59,7 @@ def test_impossible_models_negative_variance_or_sent_back_unchanged():
     flipped = {"bn.running_var": np.array([-0.5, 2.0], np.float32), "w": np.ones(2, np.float32)}
     assert "1 negative BatchNorm variance(s) in bn.running_var" in impossible_model(flipped, start, 1.0)
     assert "unchanged" in impossible_model(start, start, 0.0)
+    only_statistics = {"bn.running_var": np.array([1.5, 2.5], np.float32), "w": np.zeros(2, np.float32)}
+    assert "unchanged" in impossible_model(only_statistics, start, 0.0)  # its weights' change norm is 0
     trained = {"bn.running_var": np.array([0.0, 3.0], np.float32), "w": np.ones(2, np.float32)}
     assert impossible_model(trained, start, 1.2) is None  # a variance of 0 can be trained

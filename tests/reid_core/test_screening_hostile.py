@@ -12,7 +12,7 @@ from reid_core.config.schema import PersonalizedUpdate
 from reid_core.federation.aggregation import weighted_average
 from reid_core.federation.core import FederationCore
 from reid_core.federation.misbehaviour import CLAIMED_COUNT, misbehave
-from reid_core.federation.screening import Screening
+from reid_core.federation.screening import Screening, is_trained_weight
 from reid_core.federation.state import ServerState
 
 COUNTS = {"a": 300, "b": 200, "c": 250, "d": 280}
@@ -33,8 +33,15 @@ def trained(name: str, received: dict, rnd: int) -> dict:
             "bn.num_batches_tracked": received["bn.num_batches_tracked"] + 10}
 
 
-def federate(kind: str, screening: Screening):
-    """Two rounds (mu 0.5, PU at the cloud); `d` honest in round 1, `kind` in round 2. (core, honest FedAvg of round 2)"""
+def boosted(model: dict, received: dict, count: int, seed: int = 0) -> tuple[dict, int]:
+    """Model replacement shaped to pass the impossible-model screen: the weights' change x 10, statistics honest."""
+    return {k: (received[k] + 10.0 * (v - received[k])).astype(v.dtype) if is_trained_weight(k, v) else v
+            for k, v in model.items()}, count
+
+
+def federate(kind, screening: Screening):
+    """Two rounds (mu 0.5, PU at the cloud); `d` honest in round 1, `kind` (or `boosted`) in round 2.
+    (core, honest FedAvg of round 2)"""
     core = FederationCore(ServerState(global_arrays=start_model()), pu=PersonalizedUpdate(0.5), min_clients=2, screening=screening)
     for rnd in (1, 2):
         replies, honest = {}, {}
@@ -42,7 +49,8 @@ def federate(kind: str, screening: Screening):
             received = core.downlink(name, core.state.global_arrays)
             model = trained(name, received, rnd)
             honest[name] = model
-            sent, n = (misbehave(kind, model, received, count, seed=rnd) if name == "d" and rnd == 2 else (model, count))
+            hostile = kind if callable(kind) else lambda *a, **kw: misbehave(kind, *a, **kw)
+            sent, n = hostile(model, received, count, seed=rnd) if name == "d" and rnd == 2 else (model, count)
             replies[name] = (sent, {"num-examples": n})
         if rnd == 2:
             names = ["a", "b", "c"]
@@ -80,3 +88,14 @@ def test_the_lying_count_gets_no_more_than_the_capped_share():
     core, _ = federate("count", OFF)
     clients = core.state.round_record(2)["clients"]
     assert clients["d"]["weight"] / sum(m["weight"] for m in clients.values()) > 0.99
+
+
+def test_a_boost_that_keeps_valid_statistics_is_left_out_by_the_norm_screen_alone():
+    """The count bound and the impossible-model screen let it in; the outlier screen (k = 3) does not."""
+    bounds = Screening(count_growth=2.0, models=True)
+    core, expected = federate(boosted, bounds)
+    assert core.state.round_record(2)["rejected"] == []
+    assert float(np.abs(core.state.global_arrays["conv.w"] - expected["conv.w"]).max()) > 1e-2
+    core, expected = federate(boosted, Screening(count_growth=2.0, outlier_k=3.0, models=True))
+    np.testing.assert_allclose(core.state.global_arrays["conv.w"], expected["conv.w"], rtol=1e-6, atol=1e-7)
+    assert [r["client"] for r in core.state.round_record(2)["rejected"]] == ["d"]
