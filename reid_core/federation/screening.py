@@ -13,7 +13,9 @@ replaced by noise has a change from the model it was sent far larger than the ot
   is left out. BatchNorm's running statistics are not trained weights but what the forward pass
   measured, and an honest edge can move them far: on the demo at 24 epochs a round, station's
   first BatchNorm variance grew from 4.5 to 73 in one round (its weights' change was the
-  round's usual), which made its change over all float arrays 5.5x the round's median;
+  round's usual), which made its change over all float arrays 5.5x the round's median. The
+  change grows with the steps an edge trains, so an honest edge much larger than the others can
+  stand past k too (cuhk03 in experiment=real_cpu: 3.5x; docs/results.md, section 9);
 - `impossible_model`: a model no training produces: a BatchNorm running variance below zero
   (a flipped update whose variance grew more than twofold; every model mixing it diverges), or
   the very model the edge started from sent back (nothing learnt: a stale model).
