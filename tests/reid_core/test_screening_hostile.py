@@ -43,13 +43,13 @@ def federate(kind, screening: Screening):
     """Two rounds (mu 0.5, PU at the cloud); `d` honest in round 1, `kind` (or `boosted`) in round 2.
     (core, honest FedAvg of round 2)"""
     core = FederationCore(ServerState(global_arrays=start_model()), pu=PersonalizedUpdate(0.5), min_clients=2, screening=screening)
+    hostile = kind if callable(kind) else lambda *args, **kw: misbehave(kind, *args, **kw)
     for rnd in (1, 2):
         replies, honest = {}, {}
         for name, count in COUNTS.items():
             received = core.downlink(name, core.state.global_arrays)
             model = trained(name, received, rnd)
             honest[name] = model
-            hostile = kind if callable(kind) else lambda *a, **kw: misbehave(kind, *a, **kw)
             sent, n = hostile(model, received, count, seed=rnd) if name == "d" and rnd == 2 else (model, count)
             replies[name] = (sent, {"num-examples": n})
         if rnd == 2:
