@@ -28,7 +28,7 @@ from reid_core.federation.aggregation import check_update, edge_start, personali
 from reid_core.federation.privacy import Privacy, add_noise, clip_model, noise_std
 from reid_core.federation.sampling import train_sample
 from reid_core.federation.screening import (Screening, bounded_count, capped_shares, change_norms, impossible_model,
-                                            norm_outliers)
+                                            screen_reasons)
 from reid_core.federation.secure_sum import apply_change
 from reid_core.federation.state import ServerState
 
@@ -239,12 +239,13 @@ class FederationCore:
         record = self.state.round_record(rnd)["clients"]
         for name, norm in norms.items():
             record.setdefault(name, {})["change_norm"] = round(norm, 6)
-        reasons = norm_outliers(norms, rules.outlier_k)
+        impossible = {}
         if rules.models:
             for name in kept:
                 reason = impossible_model(kept[name][0], started[name], norms[name])
                 if reason:
-                    reasons[name] = reason
+                    impossible[name] = reason
+        reasons = screen_reasons(norms, impossible, rules.outlier_k)
         for name, reason in sorted(reasons.items()):
             self.reject(rnd, name, f"screened out: {reason}", "screening")
             del kept[name]

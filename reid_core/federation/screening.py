@@ -18,7 +18,9 @@ replaced by noise has a change from the model it was sent far larger than the ot
   stand past k too (cuhk03 in experiment=real_cpu: 3.5x; docs/results.md, section 9);
 - `impossible_model`: a model no training produces: a BatchNorm running variance below zero
   (a flipped update whose variance grew more than twofold; every model mixing it diverges), or
-  the very model the edge started from sent back (nothing learnt: a stale model).
+  the very model the edge started from sent back (nothing learnt: a stale model);
+- `screen_reasons`: both together; the median is taken over the updates that are not impossible,
+  so a stale edge (change 0) does not pull it down and push an honest edge past k.
 """
 
 from __future__ import annotations
@@ -113,3 +115,10 @@ def impossible_model(update: Arrays, started: Arrays, change_norm: float) -> str
     if change_norm == 0.0 and any(is_trained_weight(k, v) for k, v in started.items()):
         return "it sent back the weights it started from unchanged (nothing learnt)"
     return None
+
+
+def screen_reasons(norms: Mapping[str, float], impossible: Mapping[str, str], k: float) -> dict[str, str]:
+    """Why each screened edge is left out: its impossible model, else its norm among the possible updates."""
+    reasons = dict(impossible)
+    reasons.update(norm_outliers({n: v for n, v in norms.items() if n not in impossible}, k))
+    return reasons

@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from reid_core.federation.screening import bounded_count, capped_shares, change_norms, impossible_model, norm_outliers
+from reid_core.federation.screening import (bounded_count, capped_shares, change_norms, impossible_model, norm_outliers,
+                                            screen_reasons)
 
 
 def test_a_count_may_not_grow_past_its_first_accepted_by_more_than_the_factor():
@@ -63,3 +64,17 @@ def test_impossible_models_negative_variance_or_sent_back_unchanged():
     assert "unchanged" in impossible_model(only_statistics, start, 0.0)  # its weights' change norm is 0
     trained = {"bn.running_var": np.array([0.0, 3.0], np.float32), "w": np.ones(2, np.float32)}
     assert impossible_model(trained, start, 1.2) is None  # a variance of 0 can be trained
+
+
+def test_an_impossible_update_does_not_pull_the_median_down():
+    """A stale edge (change 0) beside three honest ones of different sizes, k = 3.
+
+    Over all four the median is (1.0 + 1.5) / 2 = 1.25 and honest `a` stands 3.2x; over the
+    three possible updates it is 1.5 and `a` stands 2.7x: only the stale edge is left out.
+    """
+    norms = {"a": 4.0, "b": 1.0, "c": 1.5, "d": 0.0}
+    stale = {"d": "it sent back the weights it started from unchanged (nothing learnt)"}
+    assert list(norm_outliers(norms, k=3.0)) == ["a"]  # what the median over every update would do
+    assert screen_reasons(norms, stale, k=3.0) == stale
+    assert list(screen_reasons({**norms, "a": 5.0}, stale, k=3.0)) == ["d", "a"]  # 3.3x the possible median
+    assert screen_reasons(norms, {}, k=0.0) == {}  # off
