@@ -6,8 +6,9 @@ very different sizes:
 
 - `fedavg` (None here): the core's FedAvg, weighted by #images (after screening's bounds);
 - `median`: the coordinate-wise median of the updates: every edge counts once, whatever its size;
-- `trimmed`: the coordinate-wise mean after cutting `federation.trim` of the updates at each
-  end: every edge counts once;
+- `trimmed`: the coordinate-wise mean after cutting int(`federation.trim` x n) of the n updates
+  at each end: every edge counts once; at trim 0.2 fewer than 5 updates lose none, and the rule
+  is the unweighted mean of what screening let in (experiment=real_cpu's 4 edges);
 - `krum`: the one update closest to its n - f - 2 nearest others (f = `federation.num_malicious`):
   one edge's model becomes the global one, whatever the others' sizes;
 - `multikrum`: the n - f updates Krum scores best, averaged weighted by #images;
