@@ -3,7 +3,7 @@ Clustering sees; the features (with camera ids and file-name identities) are kep
 
 The features are the ones Personalized Clustering sees: `cluster.feature`, each camera's mean
 removed where `pc.camera_normalize` says so, from the model an edge trained last (a run's
-`edge_state/<client>/local_model.npz`) or, without `--run`, the initial model.
+`edge_state/<client>/local_model.npz`, else its checkpoint) or, without `--run`, the initial model.
 
 Run: ``python -m lab.identity_features --out runs/idfeat/real_r3 --run RUN_DIR experiment=real_cpu``
 """
@@ -20,7 +20,21 @@ from reid_core.config.settings import load_settings
 from reid_core.federation.start import ensure_synthetic_data
 from reid_core.learners import learner_from_settings
 from reid_core.features import remove_camera_means
+from reid_core.federation.state import ServerState
 from reid_core.personalization.identity_count import estimate_identities
+
+
+def local_model(run: Path, name: str) -> dict[str, np.ndarray]:
+    """The model edge `name` trained last: its own file where the edge mixes (edge-side PU), else the
+    run's checkpoint, which holds every edge's last model (cloud-side PU writes no file at the edge)."""
+    path = run / "edge_state" / name / "local_model.npz"
+    if path.exists():
+        with np.load(path) as z:
+            return {k: z[k] for k in z.files}
+    state = ServerState.load(run / "checkpoint")
+    if state is None or name not in state.client_arrays:
+        raise FileNotFoundError(f"{run}: neither {path} nor a checkpoint holding '{name}'s model")
+    return state.client_arrays[name]
 
 
 def dump(out: Path, run: Path | None, overrides: list[str]) -> None:
@@ -30,11 +44,7 @@ def dump(out: Path, run: Path | None, overrides: list[str]) -> None:
     for name in settings.clients:
         with tempfile.TemporaryDirectory() as state:
             learner = learner_from_settings(settings, name, settings.client_dir(name), state, kind="buc")
-            arrays = None
-            if run is not None:
-                with np.load(run / "edge_state" / name / "local_model.npz") as z:
-                    arrays = {k: z[k] for k in z.files}
-            model = learner.build(arrays)
+            model = learner.build(None if run is None else local_model(run, name))
             feats = learner._features(model, learner.cfg.cluster.feature)
             camids = learner._camids()
             if learner.cfg.cluster.camera_normalize:
