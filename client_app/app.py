@@ -75,12 +75,12 @@ def _learner(context: Context) -> tuple[EdgeLearner, Settings]:
     return learner_from_settings(settings, name, data_dir, state_dir, kind), settings
 
 
-def _received(msg: Message) -> tuple[dict, StartFrom]:
-    """The model sent, and how to start from it: as sent, or mixed here with the local model (edge PU)."""
+def _received(msg: Message, training: bool) -> tuple[dict, StartFrom]:
+    """The model sent, and how to train or evaluate from it: as sent, or mixed here with the local model (edge PU)."""
     config = msg.content[rec.CONFIG]
     arrays = rec.from_record(msg.content[rec.ARRAYS])
     pu = rec.pu_from_config(config)
-    return arrays, lambda local: edge_start(pu, arrays, local)
+    return arrays, lambda local: edge_start(pu, arrays, local, training)
 
 
 def _reply(msg: Message, learner: EdgeLearner, metrics: dict, arrays: dict | None = None) -> Message:
@@ -106,7 +106,7 @@ def train(msg: Message, context: Context) -> Message:
 def _train(msg: Message, context: Context) -> Message:
     learner, settings = _learner(context)
     config = msg.content[rec.CONFIG]
-    arrays, start_from = _received(msg)
+    arrays, start_from = _received(msg, training=True)
     server_round = int(config[rec.SERVER_ROUND])
     trained, metrics = learner.train_round(None, server_round, int(config.get(rec.TOTAL_ROUNDS) or 0) or None,
                                            start_from)
@@ -128,7 +128,7 @@ def evaluate(msg: Message, context: Context) -> Message:
     """Rank-1/5/10 and mAP of this client's current model on its own query/gallery."""
     with _slot(context):
         learner, _ = _learner(context)
-        metrics = learner.evaluate(None, _received(msg)[1])
+        metrics = learner.evaluate(None, _received(msg, training=False)[1])
     log(DEBUG, "%s: rank-1 %.1f mAP %.1f", learner.name, metrics["rank1"], metrics["mAP"])
     return _reply(msg, learner, metrics)
 

@@ -21,6 +21,7 @@ TOTAL_ROUNDS = "total-rounds"  # the run's rounds (0: the edge's config decides)
 MU = "mu"                      # Personalized Update's mu
 PU_WHERE = "pu-where"          # cloud | edge: where the personalised model is mixed
 LOCAL_BN = "local-bn"          # PU keeps the edge's own BatchNorm layers
+PU_TRAIN_FROM = "pu-train-from"  # personalized | global: what the edge trains from
 QUERY = "query"                # a QUERY message asks for this key's value
 ARRAY_NAMES = "array-names"    # secure aggregation: the model's array names (Flower's fit layout has none)
 NAME_SEPARATOR = "\n"          # between ARRAY_NAMES' names
@@ -44,13 +45,13 @@ def from_record(record: ArrayRecord) -> dict[str, np.ndarray]:
 
 def pu_config(pu: PersonalizedUpdate) -> dict[str, float | str | bool]:
     """Personalized Update's settings as ConfigRecord entries, cloud -> edge."""
-    return {MU: pu.mu, PU_WHERE: pu.where, LOCAL_BN: pu.local_bn}
+    return {MU: pu.mu, PU_WHERE: pu.where, LOCAL_BN: pu.local_bn, PU_TRAIN_FROM: pu.train_from}
 
 
 def pu_from_config(config: Mapping) -> PersonalizedUpdate:
     """The edge's side of :func:`pu_config` (absent keys: no personalisation, mixed at the cloud)."""
     return PersonalizedUpdate(float(config.get(MU, 0.0)), str(config.get(PU_WHERE, "cloud")),
-                              bool(config.get(LOCAL_BN, False)))
+                              bool(config.get(LOCAL_BN, False)), str(config.get(PU_TRAIN_FROM, "personalized")))
 
 
 def metric_record(values: Mapping[str, float | int]) -> MetricRecord:

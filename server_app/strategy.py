@@ -111,7 +111,7 @@ class FedUReIDStrategy(FedAvg):
         out = []
         for n in node_ids:
             name = self.client_name(n)
-            sent = self.core.downlink(name, glob)
+            sent = self.core.downlink(name, glob, training=message_type == MessageType.TRAIN)
             # One record for the one global model (edge PU): Flower sends an identical payload once
             payload = arrays if sent is glob else rec.to_record(sent)
             out.append(Message(content=RecordDict({rec.ARRAYS: payload, rec.CONFIG: config}),

@@ -28,6 +28,8 @@ ESTIMATORS = ("inverse_count", "per_camera")
 EARLY_STOP_RULES = ("none", "precision", "plateau", "trend")
 # pu.where: where Personalized Update mixes the personalised model
 PU_PLACES = ("cloud", "edge")
+# pu.train_from: what an edge trains from (it evaluates and deploys its personalised model either way)
+PU_TRAIN_STARTS = ("personalized", "global")
 
 
 def mu_problem(mu: object) -> str | None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from reid_core.config.choices import PU_PLACES, mu_problem
+from reid_core.config.choices import PU_PLACES, PU_TRAIN_STARTS, mu_problem
 
 
 @dataclass(frozen=True)
@@ -120,23 +120,32 @@ class PersonalizedUpdate:
 
     `mu`: theta_k = mu * theta_k(local) + (1 - mu) * theta_global; `where`: `cloud` mixes one
     model per edge and sends it, `edge` broadcasts the global model and each edge mixes it with
-    its own; `local_bn`: each edge keeps its own BatchNorm layers (FedBN). The maths:
+    its own; `local_bn`: each edge keeps its own BatchNorm layers (FedBN); `train_from`:
+    `personalized` (the paper) trains each round from theta_k, `global` trains from the global
+    model as FedAvg does and keeps theta_k for what the edge evaluates and deploys. The maths:
     `reid_core.federation.aggregation.personalize` and `edge_start`.
     """
 
     mu: float = 0.0
     where: str = "cloud"
     local_bn: bool = False
+    train_from: str = "personalized"
 
     def __post_init__(self) -> None:  # the config reports these naming the key; this also guards direct use
         if mu_problem(self.mu):
             raise ValueError(f"pu.mu: must be a number in [0, 1], got {self.mu!r}")
         if self.where not in PU_PLACES:
             raise ValueError(f"pu.where: must be one of {PU_PLACES}, got {self.where!r}")
+        if self.train_from not in PU_TRAIN_STARTS:
+            raise ValueError(f"pu.train_from: must be one of {PU_TRAIN_STARTS}, got {self.train_from!r}")
 
     @property
     def at_edge(self) -> bool:
         return self.where == "edge"
+
+    def mixes(self, training: bool) -> bool:
+        """Whether the model an edge starts from is theta_k (else the global model) in this phase."""
+        return not (training and self.train_from == "global")
 
 
 @dataclass(frozen=True)

@@ -115,6 +115,7 @@ def personalize(pu: PersonalizedUpdate, local: Arrays | None, global_: Arrays) -
     return interpolate(local, global_, pu.mu, pu.local_bn)
 
 
-def edge_start(pu: PersonalizedUpdate, received: Arrays, local: Arrays | None) -> dict[str, np.ndarray]:
-    """The model an edge starts from: as received (mixed at the cloud) or mixed here with its own."""
-    return personalize(pu, local, received) if pu.at_edge else dict(received)
+def edge_start(pu: PersonalizedUpdate, received: Arrays, local: Arrays | None, training: bool) -> dict[str, np.ndarray]:
+    """The model an edge trains (`training`) or evaluates from: as received (mixed at the cloud, or the
+    global model under `pu.train_from=global` when training) or mixed here with its own."""
+    return personalize(pu, local, received) if pu.at_edge and pu.mixes(training) else dict(received)

@@ -1,8 +1,8 @@
 """The cloud's side of a federated round, without Flower: what every engine drives.
 
 A round, as data flows through it:
-1. `downlink(name, global)`: the model each edge starts from (PU at the cloud), or the
-   global model for every edge (PU at the edge, one broadcast);
+1. `downlink(name, global, training)`: the model each edge trains or evaluates from (PU at the
+   cloud), or the global model for every edge (PU at the edge, one broadcast);
 2. each reply is checked (`examples_problem`, `update_problem`); a bad one is
    `reject`ed with its reason, the others go to `aggregate` (FedAvg weighted by #images);
 3. `record_evaluation` per edge, then `finish_round`: the round's wall time, the
@@ -111,15 +111,16 @@ class FederationCore:
         """theta_k for one client (the global model when it has no local model yet)."""
         return personalize(self.pu, self.state.client_arrays.get(name), global_arrays)
 
-    def downlink(self, name: str, global_arrays: Mapping[str, np.ndarray]) -> Mapping[str, np.ndarray]:
-        """What is sent to edge `name`: its personalised model, or the global one when the edge mixes."""
-        if self.pu.at_edge:
+    def downlink(self, name: str, global_arrays: Mapping[str, np.ndarray], training: bool) -> Mapping[str, np.ndarray]:
+        """What is sent to edge `name` to train or evaluate: its personalised model, or the global one
+        when the edge mixes or trains from the global model (`pu.train_from=global`)."""
+        if self.pu.at_edge or not self.pu.mixes(training):
             return global_arrays
         return self.personalized_arrays(name, global_arrays)
 
-    def start_from(self, sent: Mapping[str, np.ndarray]):
+    def start_from(self, sent: Mapping[str, np.ndarray], training: bool):
         """What an edge sent `sent` (its downlink) starts from, given its own last local model (edge PU mixes)."""
-        return lambda local: edge_start(self.pu, sent, local)
+        return lambda local: edge_start(self.pu, sent, local, training)
 
     # ---- uplink ---------------------------------------------------------------
     @staticmethod
@@ -234,7 +235,8 @@ class FederationCore:
         rules = self.screening
         kept = dict(accepted)
         # each update's change from the model that edge started from: recorded, and screened when asked
-        started = {n: self.personalized_arrays(n, self.state.global_arrays) for n in kept}
+        started = {n: self.personalized_arrays(n, self.state.global_arrays) if self.pu.mixes(training=True)
+                   else self.state.global_arrays for n in kept}
         norms = change_norms({n: a for n, (a, _) in kept.items()}, started)
         record = self.state.round_record(rnd)["clients"]
         for name, norm in norms.items():

@@ -58,7 +58,8 @@ def run_in_process(settings: Settings, deadline_s: float | None = None, engine: 
                 for name in settings.clients}
     if state.round == 0 and not state.history:  # round 0: the untrained model, the honest start
         for name in sorted(learners):
-            evaluation = learners[name].evaluate(None, core.start_from(core.downlink(name, state.global_arrays)))
+            evaluation = learners[name].evaluate(None, core.start_from(core.downlink(name, state.global_arrays, False),
+                                                                        False))
             core.record_evaluation(0, name, scalar_metrics(evaluation))
         core.finish_round(0, time.time() - t0)
     last = 0.0  # the last round's wall time: rounds after the first have the same epochs
@@ -71,9 +72,9 @@ def run_in_process(settings: Settings, deadline_s: float | None = None, engine: 
         glob = state.global_arrays
         accepted = {}
         for name in core.train_edges(rnd, learners):
-            sent = core.downlink(name, glob)
+            sent = core.downlink(name, glob, training=True)
             try:
-                arrays, metrics = learners[name].train_round(None, rnd, settings.rounds, core.start_from(sent))
+                arrays, metrics = learners[name].train_round(None, rnd, settings.rounds, core.start_from(sent, True))
             except Exception as err:  # noqa: BLE001 (an edge's failure is its error reply, as in Flower)
                 core.reject(rnd, name, f"error reply: {err}", "train")
                 continue
@@ -90,7 +91,7 @@ def run_in_process(settings: Settings, deadline_s: float | None = None, engine: 
         glob = new_global if new_global is not None else glob
         for name in sorted(learners) if core.evaluates(rnd, settings.rounds) else ():
             try:
-                evaluation = learners[name].evaluate(None, core.start_from(core.downlink(name, glob)))
+                evaluation = learners[name].evaluate(None, core.start_from(core.downlink(name, glob, False), False))
             except Exception as err:  # noqa: BLE001 (as above)
                 core.reject(rnd, name, f"error reply: {err}", "evaluate")
                 continue

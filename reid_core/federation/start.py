@@ -30,6 +30,8 @@ def fingerprint(settings: Settings) -> str:
     d["federation"] = {"mu": pu["mu"], "pu_where": pu["where"]}
     if pu["local_bn"]:  # only when on, so that the default digest stays as it was
         d["federation"]["local_bn"] = True
+    if pu["train_from"] != "personalized":  # likewise
+        d["federation"]["pu_train_from"] = pu["train_from"]
     d["train"].pop("progress")
     return hashlib.sha1(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
 

@@ -60,9 +60,9 @@ def reply(node_id, arr, metrics, name=None, error=False):
     return msg
 
 
-def strategy(tmp_path=None, mu=0.5, where="cloud", state=None, local_bn=False):
+def strategy(tmp_path=None, mu=0.5, where="cloud", state=None, local_bn=False, train_from="personalized"):
     state = state or ServerState(global_arrays=arrays(0.0))
-    core = FederationCore(state, pu=PersonalizedUpdate(mu, where, local_bn), min_clients=1,
+    core = FederationCore(state, pu=PersonalizedUpdate(mu, where, local_bn, train_from), min_clients=1,
                           checkpoint_dir=str(tmp_path) if tmp_path else None)
     return FedUReIDStrategy(core, total_rounds=5)
 
@@ -177,6 +177,24 @@ def test_cloud_and_edge_interpolation_give_same_weights():
     # edge mode sends one identical payload to every node
     payloads = {em.content["arrays"].object_id for em in edge_msgs}
     assert len(payloads) == 1
+
+
+@pytest.mark.parametrize("where", ["cloud", "edge"])
+def test_train_from_global_sends_the_global_model_to_train_and_theta_k_to_evaluate(where):
+    from client_app.app import _received
+
+    st, grid = strategy(mu=0.5, where=where, train_from="global"), FakeGrid({11: "a", 22: "b"})
+    up = {"a": (arrays(1.0), 100), "b": (arrays(4.0), 300)}
+    train_round(st, grid, up)  # global 3.25
+    glob = to_record(st.state.global_arrays)
+    for phase, msgs in (("train", st.configure_train(2, glob, ConfigRecord(), grid)),
+                        ("evaluate", st.configure_evaluate(2, glob, ConfigRecord(), grid))):
+        for m in msgs:
+            name = grid.names[m.metadata.dst_node_id]
+            assert m.content["config"]["pu-train-from"] == "global"
+            start = _received(m, training=phase == "train")[1](up[name][0])  # what the ClientApp starts from
+            expected = 3.25 if phase == "train" else 0.5 * up[name][0]["w"][0] + 0.5 * 3.25
+            np.testing.assert_allclose(start["w"], expected)
 
 
 def bn_arrays(w: float) -> dict:

@@ -88,3 +88,19 @@ def test_a_fraction_of_the_edges_trains_each_round_and_every_edge_evaluates(tmp_
         trained = sorted(n for n, m in record["clients"].items() if "epochs" in m)
         assert trained == train_sample(settings.clients, 0.5, seed=1, rnd=record["round"]) and len(trained) == 2
         assert sorted(n for n, m in record["clients"].items() if "rank1" in m) == ["edge_a", "edge_b", "edge_c"]
+
+
+def test_train_from_global_trains_as_fedavg_and_evaluates_each_edges_mix(tmp_path):
+    data = tmp_path / "data"
+    fedavg = run_in_process(_settings(tmp_path / "fedavg", data, "algorithm=baseline"))
+    mixed = run_in_process(_settings(tmp_path / "mixed", data, "algorithm=baseline", "pu.mu=0.5", "pu.train_from=global"))
+    paper = run_in_process(_settings(tmp_path / "paper", data, "algorithm=baseline", "pu.mu=0.5"))
+    trained = ("clusters", "epochs", "train-loss", "precision")
+    for mine, ref, pu in zip(mixed["rounds"], fedavg["rounds"], paper["rounds"]):
+        for client, m in ref["clients"].items():
+            assert {k: mine["clients"][client][k] for k in trained} == {k: m[k] for k in trained}, client
+    # evaluated on theta_k, not on the global model FedAvg evaluates
+    assert any(mixed["final"][c]["mAP"] != fedavg["final"][c]["mAP"] for c in fedavg["final"])
+    # the paper's PU trains round 2 from theta_k: another loss
+    assert any(paper["rounds"][1]["clients"][c]["train-loss"] != fedavg["rounds"][1]["clients"][c]["train-loss"]
+               for c in fedavg["final"])

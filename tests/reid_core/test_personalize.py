@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 
 from reid_core.config.schema import PersonalizedUpdate
+from reid_core.federation.core import FederationCore
+from reid_core.federation.state import ServerState
 from reid_core.federation.aggregation import (batchnorm_keys, check_update, edge_start, interpolate, personalize,
                                              weighted_average)
 
@@ -36,7 +38,7 @@ def test_local_bn_keeps_the_edges_batchnorm_and_mixes_the_rest(mu):
         np.testing.assert_array_equal(out[key], 2.0)
     assert out["bn.num_batches_tracked"] == 5
     # edge PU gives the same model; no local model yet: the global one, BatchNorm included
-    at_edge = edge_start(PersonalizedUpdate(mu, "edge", local_bn=True), with_bn(10.0, 7), with_bn(2.0, 5))
+    at_edge = edge_start(PersonalizedUpdate(mu, "edge", local_bn=True), with_bn(10.0, 7), with_bn(2.0, 5), True)
     for key, value in at_edge.items():
         np.testing.assert_array_equal(value, out[key])
     assert interpolate(None, with_bn(10.0), mu, local_bn=True)["bn.running_mean"][0] == 10.0
@@ -73,9 +75,27 @@ def test_personalized_update_starts_an_edge_from_what_was_mixed_wherever_it_was_
     local, glob = model(2.0, 5), model(10.0, 7)
     cloud, edge = PersonalizedUpdate(0.25), PersonalizedUpdate(0.25, "edge")
     sent = personalize(cloud, local, glob)  # the cloud mixes and sends theta_k
-    np.testing.assert_array_equal(edge_start(cloud, sent, local)["w"], sent["w"])  # the edge starts from it as sent
-    np.testing.assert_array_equal(edge_start(edge, glob, local)["w"], sent["w"])  # or mixes the broadcast itself
-    assert edge_start(edge, glob, None)["w"][0, 0] == 10.0  # no local model yet: the global one
+    for training in (True, False):
+        np.testing.assert_array_equal(edge_start(cloud, sent, local, training)["w"], sent["w"])  # as sent
+        np.testing.assert_array_equal(edge_start(edge, glob, local, training)["w"], sent["w"])  # or mixed here
+        assert edge_start(edge, glob, None, training)["w"][0, 0] == 10.0  # no local model yet: the global one
+
+
+@pytest.mark.parametrize("where", ["cloud", "edge"])
+def test_train_from_global_trains_every_edge_from_the_global_model_and_evaluates_theta_k(where):
+    local, glob = model(2.0, 5), model(10.0, 7)
+    pu = PersonalizedUpdate(0.25, where, train_from="global")
+    core = FederationCore(ServerState(global_arrays=glob, client_arrays={"a": local}), pu=pu)
+    for training, expected in ((True, 10.0), (False, 0.25 * 2.0 + 0.75 * 10.0)):
+        sent = core.downlink("a", glob, training)
+        assert core.start_from(sent, training)(local)["w"][0, 0] == pytest.approx(expected)
+    assert not pu.mixes(training=True) and pu.mixes(training=False)
+    assert PersonalizedUpdate(0.25).mixes(training=True)  # the paper: train from theta_k too
+
+
+def test_train_from_names_its_key_when_unknown():
+    with pytest.raises(ValueError, match=r"^pu.train_from: "):
+        PersonalizedUpdate(0.5, train_from="local")
 
 
 def test_interpolate_rejects_shape_mismatch():

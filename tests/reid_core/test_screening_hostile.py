@@ -47,7 +47,7 @@ def federate(kind, screening: Screening):
     for rnd in (1, 2):
         replies, honest = {}, {}
         for name, count in COUNTS.items():
-            received = core.downlink(name, core.state.global_arrays)
+            received = core.downlink(name, core.state.global_arrays, training=True)
             model = trained(name, received, rnd)
             honest[name] = model
             sent, n = hostile(model, received, count, seed=rnd) if name == "d" and rnd == 2 else (model, count)
