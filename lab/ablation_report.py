@@ -71,16 +71,18 @@ def model_nbytes(arrays: Mapping[str, np.ndarray]) -> int:
     return int(sum(np.asarray(a).nbytes for a in arrays.values()))
 
 
-def communication(model_bytes: int, num_clients: int, mu: float, pu_where: str) -> dict[str, Any]:
+def communication(model_bytes: int, num_clients: int, mu: float, pu_where: str,
+                  train_from: str = "personalized") -> dict[str, Any]:
     """Model bytes per round between cloud and edges (training messages; metrics are tiny).
 
     Every edge uploads its model (K x S up) and downloads one model (S each, K x S in
     all over point-to-point gRPC). What differs is how many *distinct* models the
     cloud builds and pushes into the SuperLink (Flower stores objects by content):
-    cloud PU (mu > 0) makes K personalised models, edge PU and mu = 0 one broadcast.
+    cloud PU (mu > 0) makes K personalised models, edge PU, mu = 0 and PU whose edges train from the
+    global model (`pu.train_from=global`) one broadcast.
     The evaluation step sends the same model again (another K x S down).
     """
-    personal = mu > 0 and pu_where == "cloud"
+    personal = mu > 0 and pu_where == "cloud" and train_from == "personalized"
     distinct = num_clients if personal else 1
     return {"model_MB": model_bytes / MB, "up_MB": num_clients * model_bytes / MB,
             "down_per_edge_MB": model_bytes / MB, "down_total_MB": num_clients * model_bytes / MB,
@@ -139,12 +141,13 @@ def communication_markdown(results: Mapping[str, Mapping[str, Any]], model_bytes
         if v in ("standalone", "cc_standalone"):
             continue
         mu, where = float(m.get("mu", 0.0)), str(m.get("pu_where", "cloud"))
+        start = str(m.get("pu_train_from", "personalized"))
         measured = measured_traffic(m)
-        rows = [(where, communication(model_bytes, num_clients, mu, where), measured)]
+        rows = [(where, communication(model_bytes, num_clients, mu, where, start), measured)]
         if mu > 0:
             seen_pu = True
             other = "edge" if where == "cloud" else "cloud"
-            rows.append((f"{other} (computed)", communication(model_bytes, num_clients, mu, other), None))
+            rows.append((f"{other} (computed)", communication(model_bytes, num_clients, mu, other, start), None))
         for at, c, got in rows:
             meas = (f"{got['train_up_bytes']:.2f} / {got['train_down_bytes']:.2f} / "
                     f"{got['train_down_distinct_bytes']:.2f} (round {got['round']})" if got else "-")

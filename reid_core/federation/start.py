@@ -99,5 +99,6 @@ def run_meta(settings: Settings, started: float, engine: str) -> dict[str, Any]:
     """What metrics.json says of the run besides its rounds."""
     fed = settings.federation
     return {"experiment": settings.experiment, "algorithm": settings.algorithm, "rounds_total": settings.rounds,
-            "mu": settings.pu.mu, "pu_where": settings.pu.where, "local_bn": settings.pu.local_bn, "clients": list(settings.clients), "engine": engine,
+            "mu": settings.pu.mu, "pu_where": settings.pu.where, "local_bn": settings.pu.local_bn,
+            "pu_train_from": settings.pu.train_from, "clients": list(settings.clients), "engine": engine,
             "wall_s_serverapp": round(time.time() - started, 2), "overrides": list(settings.overrides)}

@@ -221,9 +221,12 @@ def test_local_bn_each_edge_starts_from_its_own_batchnorm_at_the_cloud_or_the_ed
         np.testing.assert_allclose(started["cloud", name]["w"], 0.5 * local["w"] + 0.5 * 3.25)  # global 3.25
 
 
-@pytest.mark.parametrize("mu, where, distinct_round2", [(0.5, "cloud", 2), (0.5, "edge", 1), (0.0, "cloud", 1)])
-def test_traffic_counts_bytes_per_edge_and_distinct_models(mu, where, distinct_round2):
-    st, grid = strategy(mu=mu, where=where), FakeGrid({11: "a", 22: "b"})
+@pytest.mark.parametrize("mu, where, train_from, distinct_round2", [(0.5, "cloud", "personalized", 2),
+                                                                    (0.5, "edge", "personalized", 1),
+                                                                    (0.0, "cloud", "personalized", 1),
+                                                                    (0.5, "cloud", "global", 1)])
+def test_traffic_counts_bytes_per_edge_and_distinct_models(mu, where, train_from, distinct_round2):
+    st, grid = strategy(mu=mu, where=where, train_from=train_from), FakeGrid({11: "a", 22: "b"})
     size = to_record(arrays(0.0)).count_bytes()
     train_round(st, grid, {"a": (arrays(1.0), 100), "b": (arrays(4.0), 200)})
     first = st.state.history[0]["traffic"]

@@ -138,6 +138,8 @@ def test_communication_cloud_pu_sends_one_model_per_edge_edge_pu_one_broadcast()
     assert (cloud["distinct_down"], cloud["distinct_down_MB"]) == (3, 12.0)
     assert (edge["distinct_down"], edge["distinct_down_MB"]) == (1, 4.0)
     assert plain["distinct_down"] == 1
+    from_global = communication(4 * MB, num_clients=3, mu=0.5, pu_where="cloud", train_from="global")
+    assert (from_global["distinct_down"], from_global["distinct_down_MB"]) == (1, 4.0)  # theta_k only to evaluate
 
 
 def test_is_complete_needs_every_round_and_client():
