@@ -80,13 +80,12 @@ def test_real_cpu_schedule_and_camera_options_win_over_the_algorithm(algorithm):
 
 
 def test_fedureid_carries_the_measured_settings_and_paper_the_published_ones():
-    """algorithm=fedureid: PC uncapped toward twice the per-camera count, PE's trend rule at 3% after 2 epochs, mu 0.5 with
-    edges training from the global model, no edge above 40% of the weight (docs/results.md sections 15, 17, 18 and 21);
-    algorithm=paper with the documented
+    """algorithm=fedureid: PC uncapped toward twice the per-camera count, PE's trend rule at 3% after 2 epochs, mu 0.5, no edge above
+    40% of the weight (docs/results.md sections 15, 17 and 18); algorithm=paper with the documented
     overrides is FedUReID and its learner as published."""
     s = load_settings(["experiment=real_cpu", "algorithm=fedureid"], check_data=False)
     assert (s.cluster.max_merge_percent, s.cluster.target_ratio) == (None, 2.0)
-    assert (s.early_stop.min_epochs, s.pu.mu, s.pu.train_from) == (2, 0.5, "global")
+    assert (s.early_stop.min_epochs, s.pu.mu) == (2, 0.5)
     assert (s.early_stop.rule, s.early_stop.min_delta, s.early_stop.window) == ("trend", 0.03, None)
     assert s.cluster.estimator == "per_camera"
     assert s.federation.max_share == 0.4
@@ -96,7 +95,6 @@ def test_fedureid_carries_the_measured_settings_and_paper_the_published_ones():
     assert paper.cluster.max_merge_percent is None and not paper.cluster.camera_floor
     assert paper.cluster.target_ratio == 1.0
     assert (paper.early_stop.rule, paper.early_stop.min_epochs, paper.pu.mu) == ("precision", 1, 0.5)
-    assert paper.pu.train_from == "personalized"  # every edge trains from its theta_k, as published
     assert paper.train.cross_camera_weight == 0.0
     for component in ("pc", "pc_pe"):  # the ablation's PC rows use fedureid's PC
         cluster = load_settings([f"algorithm={component}"]).cluster
