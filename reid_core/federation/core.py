@@ -111,16 +111,23 @@ class FederationCore:
         """theta_k for one client (the global model when it has no local model yet)."""
         return personalize(self.pu, self.state.client_arrays.get(name), global_arrays)
 
+    def edge_model(self, name: str, global_arrays: Mapping[str, np.ndarray], training: bool) -> Mapping[str, np.ndarray]:
+        """The model edge `name` trains or evaluates from, wherever PU mixes it: its theta_k, or the
+        global model when PU does not mix for this phase (`pu.train_from=global` trains from it)."""
+        return self.personalized_arrays(name, global_arrays) if self.pu.mixes(training) else global_arrays
+
     def downlink(self, name: str, global_arrays: Mapping[str, np.ndarray], training: bool) -> Mapping[str, np.ndarray]:
-        """What is sent to edge `name` to train or evaluate: its personalised model, or the global one
-        when the edge mixes or trains from the global model (`pu.train_from=global`)."""
-        if self.pu.at_edge or not self.pu.mixes(training):
-            return global_arrays
-        return self.personalized_arrays(name, global_arrays)
+        """What is sent to edge `name` to train or evaluate: the global model when the edge mixes
+        (`pu.where=edge`), else `edge_model`."""
+        return global_arrays if self.pu.at_edge else self.edge_model(name, global_arrays, training)
 
     def start_from(self, sent: Mapping[str, np.ndarray], training: bool):
         """What an edge sent `sent` (its downlink) starts from, given its own last local model (edge PU mixes)."""
         return lambda local: edge_start(self.pu, sent, local, training)
+
+    def received(self, name: str, global_arrays: Mapping[str, np.ndarray], training: bool):
+        """`start_from` of edge `name`'s downlink: one edge's whole downlink, for the in-process engine."""
+        return self.start_from(self.downlink(name, global_arrays, training), training)
 
     # ---- uplink ---------------------------------------------------------------
     @staticmethod
@@ -235,8 +242,7 @@ class FederationCore:
         rules = self.screening
         kept = dict(accepted)
         # each update's change from the model that edge started from: recorded, and screened when asked
-        started = {n: self.personalized_arrays(n, self.state.global_arrays) if self.pu.mixes(training=True)
-                   else self.state.global_arrays for n in kept}
+        started = {n: self.edge_model(n, self.state.global_arrays, training=True) for n in kept}
         norms = change_norms({n: a for n, (a, _) in kept.items()}, started)
         record = self.state.round_record(rnd)["clients"]
         for name, norm in norms.items():

@@ -58,8 +58,7 @@ def run_in_process(settings: Settings, deadline_s: float | None = None, engine: 
                 for name in settings.clients}
     if state.round == 0 and not state.history:  # round 0: the untrained model, the honest start
         for name in sorted(learners):
-            evaluation = learners[name].evaluate(None, core.start_from(core.downlink(name, state.global_arrays, False),
-                                                                        False))
+            evaluation = learners[name].evaluate(None, core.received(name, state.global_arrays, training=False))
             core.record_evaluation(0, name, scalar_metrics(evaluation))
         core.finish_round(0, time.time() - t0)
     last = 0.0  # the last round's wall time: rounds after the first have the same epochs
@@ -91,7 +90,7 @@ def run_in_process(settings: Settings, deadline_s: float | None = None, engine: 
         glob = new_global if new_global is not None else glob
         for name in sorted(learners) if core.evaluates(rnd, settings.rounds) else ():
             try:
-                evaluation = learners[name].evaluate(None, core.start_from(core.downlink(name, glob, False), False))
+                evaluation = learners[name].evaluate(None, core.received(name, glob, training=False))
             except Exception as err:  # noqa: BLE001 (as above)
                 core.reject(rnd, name, f"error reply: {err}", "evaluate")
                 continue
