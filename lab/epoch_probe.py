@@ -13,6 +13,10 @@ label-free sign of whether the next merge would still change. The random-number 
 back after each measurement, so the run trains as it would without them.
 
 Run: ``python -m lab.epoch_probe --out runs/probe.json experiment=demo run_dir=runs/probe train.epochs=8 pe.rule=none``
+
+``--replay runs/probe.json pe.min_delta=0.05`` reads such a file back and says where the loss rules
+(`trend`, `plateau`) of the given settings would first stop each edge's round: exact for a round
+that a run without PE trained up to that stop, an estimate for the rounds after a stop changed.
 """
 
 from __future__ import annotations
@@ -28,13 +32,16 @@ import torch
 
 import reid_core.learners.buc.learner as buc_learner
 import reid_core.learners.buc.trainer as buc_trainer
+from reid_core.config.schema import EarlyStopConfig
 from reid_core.config.settings import load_settings
 from reid_core.eval.ranking import evaluate_model
 from reid_core.features import remove_camera_means
 from reid_core.federation.in_process import run_in_process
+from reid_core.personalization.personalized_epoch import EarlyStopper
 from reid_core.runtime.knn import knn_search
 
 NEIGHBOURS = 10  # the neighbourhood whose turnover the retrieval probe records
+REPLAYED_RULES = ("none", "trend", "plateau")  # rules on epoch losses alone (precision reads every batch)
 
 
 @contextmanager
@@ -108,13 +115,43 @@ def probe(overrides: list[str], retrieval: bool = False) -> dict[str, list[tuple
     return seen
 
 
+def replay(seen: dict[str, list], config: EarlyStopConfig) -> dict[str, int]:
+    """{"<client> r<round>": epochs that round would train} under `config`, from a probe's per-epoch losses.
+
+    Each round's epochs go through the product's `EarlyStopper` (the round's recorded epochs as its
+    maximum), one epoch loss at a time.
+    """
+    if config.rule not in REPLAYED_RULES:
+        raise ValueError(f"pe.rule={config.rule!r} cannot be replayed from epoch losses; one of {REPLAYED_RULES}")
+    epochs = {}
+    for key, rows in seen.items():
+        if not rows:
+            raise ValueError(f"{key}: no epochs recorded")
+        stopper = EarlyStopper(config, len(rows))
+        for row in rows:
+            stopper.update_batch(0, 1, float(row[0]))
+            if stopper.end_epoch():
+                break
+        epochs[key] = stopper.epochs_run
+    return epochs
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", required=True, type=Path)
+    target = parser.add_mutually_exclusive_group(required=True)
+    target.add_argument("--out", type=Path, help="run the federation and write its epochs here")
+    target.add_argument("--replay", type=Path, help="a file --out wrote: where the settings' PE would stop")
     parser.add_argument("--retrieval", action="store_true",
                         help="also record each epoch's neighbour overlap and the local model's rank-1 / mAP")
     parser.add_argument("overrides", nargs="*")
     args = parser.parse_args(argv)
+    if args.replay:
+        seen = json.loads(args.replay.read_text())
+        epochs = replay(seen, load_settings(args.overrides, check_data=False).early_stop)
+        recorded = sum(len(rows) for rows in seen.values())
+        print(" ".join(f"{key}:{n}" for key, n in epochs.items()))
+        print(f"{sum(epochs.values())} of {recorded} epochs, {1 - sum(epochs.values()) / recorded:.1%} saved")
+        return 0
     seen = probe(args.overrides, retrieval=args.retrieval)
     args.out.write_text(json.dumps(seen, indent=1))
     for key, values in seen.items():
