@@ -89,6 +89,10 @@ def test_train_from_global_trains_every_edge_from_the_global_model_and_evaluates
     for training, expected in ((True, 10.0), (False, 0.25 * 2.0 + 0.75 * 10.0)):
         sent = core.downlink("a", glob, training)
         assert core.start_from(sent, training)(local)["w"][0, 0] == pytest.approx(expected)
+        assert core.received("a", glob, training)(local)["w"][0, 0] == pytest.approx(expected)
+        # what the cloud screens the update against is what the edge started from, wherever it was mixed
+        assert core.edge_model("a", glob, training)["w"][0, 0] == pytest.approx(expected)
+        assert sent["w"][0, 0] == pytest.approx(10.0 if where == "edge" else expected)  # the edge mixes: global sent
     assert not pu.mixes(training=True) and pu.mixes(training=False)
     assert PersonalizedUpdate(0.25).mixes(training=True)  # the paper: train from theta_k too
 
