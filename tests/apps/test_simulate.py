@@ -43,10 +43,11 @@ def test_simulate_smoke_end_to_end(tmp_path):
                 assert key in m, key
             assert 0.0 <= m["rank1"] <= m["rank5"] <= m["rank10"] <= 100.0
     assert sorted(metrics["final"]) == clients
-    # round 2: every edge has a local model, so cloud PU (fedureid, mu > 0) sends 3 different models
+    # round 2: fedureid's edges train from the one global model and evaluate their own theta_k
     t = metrics["rounds"][1]["traffic"]
-    assert t["train_down_distinct"] == 3
-    assert t["train_up_bytes"] == t["train_down_bytes"] == t["train_down_distinct_bytes"] > 0
+    assert t["train_down_distinct"] == 1
+    assert t["train_up_bytes"] == t["train_down_bytes"] == 3 * t["train_down_distinct_bytes"] > 0
+    assert t["evaluate_down_distinct"] == 3 and t["evaluate_down_bytes"] == t["train_down_bytes"]
     assert (run_dir / "report.md").read_text().count("| edge_") >= 3
     assert (run_dir / "curves.png").stat().st_size > 1000
     # the checkpoint holds the last round; a rerun resumes and has nothing left to do

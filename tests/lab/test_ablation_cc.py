@@ -80,7 +80,7 @@ def test_parse_variants_all_stays_buc_and_cc_names_the_cc_rows():
 
 def test_cc_fedureid_runs_pu_mu_half_unless_the_shared_overrides_set_it(tmp_path):
     plan = _plan(tmp_path, CC_VARIANTS)
-    assert "pu.mu=0.5" in federated_args(plan, "cc_fedureid")
+    assert {"pu.mu=0.5", "pu.train_from=personalized"} <= set(federated_args(plan, "cc_fedureid"))  # as measured
     assert not any(a.startswith("pu.mu") for a in federated_args(plan, "fedureid"))  # BUC keeps its 0.8
     shared = AblationPlan(run_dir=tmp_path, experiment="smoke", overrides=("pu.mu=0.8",), clients=CLIENTS,
                           data_root=str(tmp_path), rounds=1, variants=CC_VARIANTS)

@@ -14,6 +14,6 @@ def test_paths_and_rounds_do_not_count():
 
 def test_every_personalized_update_setting_counts():
     base = _fp()
-    changed = [_fp("pu.mu=0.3"), _fp("pu.where=edge"), _fp("pu.local_bn=true"), _fp("pu.train_from=global")]
+    changed = [_fp("pu.mu=0.3"), _fp("pu.where=edge"), _fp("pu.local_bn=true"), _fp("pu.train_from=personalized")]
     assert len({base, *changed}) == 5
 

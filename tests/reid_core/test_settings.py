@@ -12,7 +12,7 @@ def test_default_is_the_demo_with_the_one_fedureid():
     s = load_settings([])
     assert s.experiment == "demo" and s.algorithm == "fedureid" and s.train.epochs == 16
     assert len(s.clients) >= 4
-    assert s.pu.mu == 0.5 and s.federation.max_share == 0.4
+    assert (s.pu.mu, s.pu.train_from) == (0.8, "global") and s.federation.max_share == 0.4
     assert s.cluster.mode == "personalized" and s.early_stop.rule == "trend"
     assert load_settings(["algorithm=baseline"]).federation.max_share == 1.0
     paper = load_settings(["experiment=paper"], check_data=False)  # the paper's setting, its algorithm
@@ -23,8 +23,8 @@ def test_default_is_the_demo_with_the_one_fedureid():
 @pytest.mark.parametrize(
     "algorithm, pc, pe, mu",
     [("baseline", "fixed", "none", 0.0), ("pc", "personalized", "none", 0.0), ("pe", "fixed", "trend", 0.0),
-     ("pc_pe", "personalized", "trend", 0.0), ("pu", "fixed", "none", 0.5),
-     ("fedureid", "personalized", "trend", 0.5), ("paper", "personalized", "precision", 0.5)],
+     ("pc_pe", "personalized", "trend", 0.0), ("pu", "fixed", "none", 0.8),
+     ("fedureid", "personalized", "trend", 0.8), ("paper", "personalized", "precision", 0.5)],
 )
 def test_algorithms(algorithm, pc, pe, mu):
     s = load_settings(["experiment=smoke", f"algorithm={algorithm}"])
@@ -73,19 +73,20 @@ def test_real_cpu_schedule_and_camera_options_win_over_the_algorithm(algorithm):
     the algorithm file's, for every variant alike."""
     s = load_settings(["experiment=real_cpu", f"algorithm={algorithm}"], check_data=False)
     assert list(s.clients) == ["cuhk03", "viper", "prid2011", "ilids"]
-    assert (s.rounds, s.train.first_round_epochs, s.train.epochs) == (3, 4, 4)
+    assert (s.rounds, s.train.first_round_epochs, s.train.epochs) == (3, 4, 6)
     assert (s.image.height, s.image.width) == (128, 64)
     assert s.federation.client_cpus == 2  # one simulated client at a time on 2 cores
     assert s.cluster.camera_floor and s.train.cross_camera_weight == 0.5
 
 
 def test_fedureid_carries_the_measured_settings_and_paper_the_published_ones():
-    """algorithm=fedureid: PC uncapped toward twice the per-camera count, PE's trend rule at 3% after 2 epochs, mu 0.5, no edge above
-    40% of the weight (docs/results.md sections 15, 17 and 18); algorithm=paper with the documented
+    """algorithm=fedureid: PC uncapped toward twice the per-camera count, PE's trend rule at 3% after 2 epochs, mu 0.8 with
+    edges training from the global model, no edge above 40% of the weight (docs/results.md sections 15, 17, 18 and 21-23);
+    algorithm=paper with the documented
     overrides is FedUReID and its learner as published."""
     s = load_settings(["experiment=real_cpu", "algorithm=fedureid"], check_data=False)
     assert (s.cluster.max_merge_percent, s.cluster.target_ratio) == (None, 2.0)
-    assert (s.early_stop.min_epochs, s.pu.mu) == (2, 0.5)
+    assert (s.early_stop.min_epochs, s.pu.mu, s.pu.train_from) == (2, 0.8, "global")
     assert (s.early_stop.rule, s.early_stop.min_delta, s.early_stop.window) == ("trend", 0.03, None)
     assert s.cluster.estimator == "per_camera"
     assert s.federation.max_share == 0.4
@@ -95,6 +96,7 @@ def test_fedureid_carries_the_measured_settings_and_paper_the_published_ones():
     assert paper.cluster.max_merge_percent is None and not paper.cluster.camera_floor
     assert paper.cluster.target_ratio == 1.0
     assert (paper.early_stop.rule, paper.early_stop.min_epochs, paper.pu.mu) == ("precision", 1, 0.5)
+    assert paper.pu.train_from == "personalized"  # every edge trains from its theta_k, as published
     assert paper.train.cross_camera_weight == 0.0
     for component in ("pc", "pc_pe"):  # the ablation's PC rows use fedureid's PC
         cluster = load_settings([f"algorithm={component}"]).cluster
