@@ -33,7 +33,9 @@ def lost_edge_run(smoke_root: Path, tmp_path_factory: pytest.TempPathFactory):
     """edge_c goes offline once it was sent its round-2 training; it restarts before round 3."""
     base = tmp_path_factory.mktemp("lost_edge")
     run_dir, state = base / "run", base / "edge_state"
-    rc = run_config(run_dir, CLIENTS, smoke_root, rounds=3, min_clients=2)
+    # the paper's start: each edge trains from its own theta_k, the model that must follow its name
+    # across a restart (with the global start every edge trains from the one global model)
+    rc = run_config(run_dir, CLIENTS, smoke_root, "pu.train_from=personalized", rounds=3, min_clients=2)
     grid = make_grid(smoke_root, state, rc)
     edge_c = grid.edge("edge_c")
 
