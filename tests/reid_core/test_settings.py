@@ -82,8 +82,7 @@ def test_real_cpu_schedule_and_camera_options_win_over_the_algorithm(algorithm):
 def test_fedureid_carries_the_measured_settings_and_paper_the_published_ones():
     """algorithm=fedureid: PC uncapped toward twice the per-camera count, PE's trend rule at 3% after 2 epochs, mu 0.8 with
     edges training from the global model, no edge above 40% of the weight (docs/results.md sections 15, 17, 18 and 21-23);
-    algorithm=paper with the documented
-    overrides is FedUReID and its learner as published."""
+    algorithm=paper with the documented overrides is FedUReID and its learner as published."""
     s = load_settings(["experiment=real_cpu", "algorithm=fedureid"], check_data=False)
     assert (s.cluster.max_merge_percent, s.cluster.target_ratio) == (None, 2.0)
     assert (s.early_stop.min_epochs, s.pu.mu, s.pu.train_from) == (2, 0.8, "global")
